@@ -1,0 +1,3 @@
+"""longisynth: synthetic longitudinal pathology (lung nodules in CT, gliomas in MRI)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Appearance: intensities of lesions per family and modality, and the scan's own noise."""

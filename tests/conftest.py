@@ -1,0 +1,24 @@
+"""Shared fixtures: the real volumes in ``../shared/data`` (skipped with a reason where absent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def shared_file(name: str) -> Path:
+    """Path of a file in ``../shared/data``; skips the calling test when it is absent."""
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"real sample data {name} not found in {SHARED_DATA} (see shared/data/README.md)")
+    return path
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real sample data folder {SHARED_DATA} is absent")
+    return SHARED_DATA
