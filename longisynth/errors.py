@@ -28,3 +28,7 @@ class LesionDoesNotFitError(LongisynthError):
 
 class ModelUnavailableError(LongisynthError):
     """A learned model was requested but its file is missing or corrupt."""
+
+
+class PlausibilityError(LesionDoesNotFitError):
+    """A hard plausibility rule failed (see the ``checks`` block); the study is not returned."""

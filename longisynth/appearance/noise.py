@@ -84,9 +84,7 @@ def estimate_noise(
     again = _raw_estimate(probe, spacing_mm, np.ones(probe.shape, dtype=bool))
     if again.sigma == 0.0:
         return raw
-    kernel = tuple(
-        r * r / a if a > 0 else r for r, a in zip(raw.kernel_mm, again.kernel_mm, strict=True)
-    )
+    kernel = tuple(r * r / a if a > 0 else r for r, a in zip(raw.kernel_mm, again.kernel_mm, strict=True))
     return NoiseModel(raw.sigma * raw.sigma / again.sigma, (kernel[0], kernel[1], kernel[2]))
 
 

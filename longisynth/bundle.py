@@ -1,0 +1,230 @@
+"""The output bundle: a zip with ``metadata.json``, ``timepoint_NN/`` images and ``preview.png``.
+
+Images are streamed slab by slab (the crop pasted on the fly), gzip-compressed with ISA-L in a
+small thread pool (ISA-L releases the GIL) and stored uncompressed in the zip (they are already
+gzip). Zip entries carry a fixed timestamp, so the same study gives the same images, byte for byte.
+"""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+import os
+import platform
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+from numpy.typing import NDArray
+
+from longisynth import __version__
+from longisynth.geometry import Box
+from longisynth.io.nifti import gzip_chunks, nifti_header_block
+from longisynth.result import Study
+from longisynth.spec import Family
+
+FORMAT_VERSION = "1.0"
+DISPLACEMENT_DOC = "pull-back field: output voxel at world x shows the input tissue at x + d(x) (mm, RAS+)"
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+SLAB = 16
+LABEL_NAMES = {
+    Family.LUNG_NODULE: {"0": "background", "1": "solid component", "2": "ground-glass component"},
+    Family.GLIOMA: {
+        "0": "background",
+        "1": "necrotic / non-enhancing core",
+        "2": "peritumoral oedema",
+        "3": "enhancing tumour",
+    },
+}
+
+
+def _pasted_chunks(base: NDArray[np.generic], crop: NDArray[np.generic], box: Box) -> Iterator[bytes]:
+    """Fortran-order bytes of ``base`` with ``crop`` pasted at ``box``, one k-slab at a time."""
+    k0, k1 = box.start[2], box.stop[2]
+    for k in range(0, base.shape[2], SLAB):
+        slab = base[:, :, k : k + SLAB]
+        lo, hi = max(k, k0), min(k + SLAB, k1)
+        if lo < hi:
+            slab = slab.copy()
+            slab[box.slices[0], box.slices[1], lo - k : hi - k] = crop[:, :, lo - k0 : hi - k0]
+        yield np.asarray(slab).tobytes(order="F")
+
+
+def _entries(study: Study, displacement: bool) -> list[tuple[str, Callable[[], bytes]]]:
+    geometry = study.geometry
+    affine = geometry.affine
+    jobs: list[tuple[str, Callable[[], bytes]]] = []
+    zeros_u8 = np.zeros(geometry.shape, dtype=np.uint8)
+    for tp in study.timepoints:
+        folder = f"timepoint_{tp.index:02d}"
+        for name, scan in study.scans.items():
+            header = nifti_header_block(
+                geometry.shape, scan.raw.dtype, affine, scan.slope, scan.inter, scan.xyzt_units
+            )
+            jobs.append((f"{folder}/{name}.nii.gz", _job(header, scan.raw, tp.crops[name], study.box)))
+        header = nifti_header_block(geometry.shape, np.dtype(np.uint8), affine, intent="label")
+        jobs.append((f"{folder}/mask.nii.gz", _job(header, zeros_u8, tp.mask, study.box)))
+        if displacement:
+            shape5 = (*geometry.shape, 1, 3)
+            header = nifti_header_block(shape5, np.dtype(np.float32), affine, intent="vector")
+            jobs.append((f"{folder}/displacement.nii.gz", _vector_job(header, tp.displacement_mm, study)))
+    return jobs
+
+
+def _job(
+    header: bytes, base: NDArray[np.generic], crop: NDArray[np.generic], box: Box
+) -> Callable[[], bytes]:
+    return lambda: gzip_chunks(itertools.chain([header], _pasted_chunks(base, crop, box)))
+
+
+def _vector_job(header: bytes, disp: NDArray[np.float32], study: Study) -> Callable[[], bytes]:
+    def run() -> bytes:
+        zeros = np.zeros(study.geometry.shape, dtype=np.float32)
+        chunks = itertools.chain.from_iterable(_pasted_chunks(zeros, disp[c], study.box) for c in range(3))
+        return gzip_chunks(itertools.chain([header], chunks))
+
+    return run
+
+
+def software_versions() -> dict[str, str]:
+    out = {"longisynth": __version__, "python": platform.python_version()}
+    for pkg in ("numpy", "scipy", "nibabel", "pydantic", "SimpleITK", "isal"):
+        try:
+            out[pkg] = importlib_metadata.version(pkg)
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def build_metadata(study: Study, files: dict[int, list[str]], timings_s: dict[str, float]) -> dict[str, Any]:
+    """``metadata.json`` content (DESIGN.md → Output bundle). No paths, no patient identifiers."""
+    assert study.spec.family is not None
+    g = study.geometry
+    return {
+        "format_version": FORMAT_VERSION,
+        "prompt": study.prompt,
+        "spec": study.spec.model_dump(mode="json"),
+        "seed": study.spec.seed,
+        "input": {
+            "files": [
+                {
+                    "contrast": name,
+                    "name": scan.name,
+                    "shape": list(g.shape),
+                    "spacing_mm": [round(s, 6) for s in g.spacing_mm],
+                    "orientation": "".join(nib.aff2axcodes(g.affine)),
+                    "dtype": str(scan.raw.dtype),
+                    "sha256": scan.sha256,
+                }
+                for name, scan in study.scans.items()
+            ],
+        },
+        "world_coordinates": "RAS+ mm (NIfTI/nibabel convention)",
+        "labels": LABEL_NAMES[study.spec.family],
+        "timepoints": [
+            {
+                "index": tp.index,
+                "days": tp.days,
+                "files": files.get(tp.index, []),
+                "lesion_volume_mm3": tp.lesion_volume_mm3,
+                "longest_diameter_mm": tp.longest_diameter_mm,
+                "centroid_mm": list(tp.centroid_mm),
+            }
+            for tp in study.timepoints
+        ],
+        "checks": [c.to_dict() for c in study.checks],
+        "unparsed_words": study.unparsed_words,
+        "notes": study.notes,
+        "crop_box": {"start": list(study.box.start), "stop": list(study.box.stop)},
+        "displacement": DISPLACEMENT_DOC,
+        "simulation": study.extra,
+        "software": {**software_versions(), "refiner_model": None},
+        "timings_s": timings_s,
+    }
+
+
+def write_bundle(
+    study: Study,
+    path: Path | str,
+    *,
+    displacement: bool = True,
+    preview: bool = True,
+    threads: int = 2,
+    timings_s: dict[str, float] | None = None,
+) -> Path:
+    """Write the study as a zip at ``path`` (atomically: a temp file renamed on success).
+
+    Args:
+        displacement: include ``timepoint_NN/displacement.nii.gz`` (float32, mm, 3 components).
+        preview: include ``preview.png``.
+        threads: gzip workers (ISA-L releases the GIL, so 2 threads use 2 cores).
+        timings_s: extra stage timings to record (e.g. reading the input).
+    """
+    path = Path(path)
+    t0 = time.perf_counter()
+    jobs = _entries(study, displacement)
+    files: dict[int, list[str]] = {}
+    for name, _ in jobs:
+        files.setdefault(int(name.split("/")[0].split("_")[1]), []).append(name.split("/")[1])
+    fd, tmp = tempfile.mkstemp(prefix=".longisynth-", suffix=".zip.part", dir=path.parent or Path("."))
+    os.close(fd)
+    try:
+        with (
+            zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf,
+            ThreadPoolExecutor(max_workers=max(1, threads)) as pool,
+        ):
+            # Bounded look-ahead: at most `threads` compressed files are held in memory.
+            pending = []
+            for name, job in jobs:
+                pending.append((name, pool.submit(job)))
+                if len(pending) > threads:
+                    n, fut = pending.pop(0)
+                    _add(zf, n, fut.result())
+            for n, fut in pending:
+                _add(zf, n, fut.result())
+            t_images = time.perf_counter() - t0
+            if preview:
+                from longisynth.preview import render_preview
+
+                _add(zf, "preview.png", render_preview(study))
+            timings = {
+                **study.timings_s,
+                **(timings_s or {}),
+                "write_images": round(t_images, 4),
+                "write_total": round(time.perf_counter() - t0, 4),
+            }
+            meta = build_metadata(study, files, timings)
+            _add(zf, "metadata.json", json.dumps(meta, indent=2).encode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _add(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
+    info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+    info.compress_type = zipfile.ZIP_STORED
+    info.external_attr = 0o644 << 16
+    zf.writestr(info, data)
+
+
+def read_metadata(path: Path | str) -> dict[str, Any]:
+    """``metadata.json`` of a bundle."""
+    with zipfile.ZipFile(path) as zf:
+        return json.loads(zf.read("metadata.json"))
+
+
+def read_bundle_image(path: Path | str, member: str) -> nib.Nifti1Image:
+    """One image of a bundle as a nibabel image (fully loaded into memory)."""
+    with zipfile.ZipFile(path) as zf:
+        data = zf.read(member)
+    return nib.Nifti1Image.from_bytes(gzip.decompress(data))

@@ -1,0 +1,135 @@
+"""Pieces both families share: seeded streams, crops, timepoint assembly and the common checks."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from longisynth import checks as ck
+from longisynth.deformation import jacobian_determinant, to_world
+from longisynth.geometry import Box, Geometry
+from longisynth.io.scan import Scan
+from longisynth.measure import centroid_world_mm, longest_diameter_mm, volume_mm3
+from longisynth.result import Timepoint
+
+# Independent random streams per stage: changing how one stage draws never shifts another.
+STREAMS = ("place", "shape", "texture", "render", "growth")
+
+
+def streams(seed: int) -> dict[str, np.random.Generator]:
+    """One generator per stage, all derived from the study seed."""
+    children = np.random.SeedSequence(seed).spawn(len(STREAMS))
+    return {name: np.random.default_rng(s) for name, s in zip(STREAMS, children, strict=True)}
+
+
+def crop_box(
+    geometry: Geometry, center_world: NDArray[np.float64], half_mm: float
+) -> tuple[Box, NDArray[np.float64]]:
+    """Box of half-size ``half_mm`` around the centre (clipped to the grid) and the centre in crop voxels."""
+    center_vox = geometry.world_to_voxel(center_world)
+    box = geometry.box_around(center_vox, half_mm)
+    return box, center_vox - np.asarray(box.start, dtype=np.float64)
+
+
+def assemble_timepoint(
+    index: int,
+    days: float,
+    scans: dict[str, Scan],
+    box: Box,
+    values: dict[str, NDArray[np.float32]],
+    mask: NDArray[np.uint8],
+    displacement_mm: NDArray[np.float32],
+) -> Timepoint:
+    """Convert rendered crops back to the stored dtype and measure the lesion.
+
+    Voxels that neither moved nor belong to the lesion keep the input's stored value exactly.
+    """
+    geometry = next(iter(scans.values())).geometry
+    crop_geom = geometry.crop(box)
+    untouched = ~np.any(displacement_mm != 0, axis=0)
+    crops = {}
+    for name, scan in scans.items():
+        raw_in = scan.raw[box.slices]
+        out = scan.to_raw(values[name])
+        keep = untouched & (values[name] == scan.values_in(box))
+        out[keep] = raw_in[keep]
+        crops[name] = out
+    lesion = mask > 0
+    return Timepoint(
+        index=index,
+        days=float(days),
+        crops=crops,
+        mask=mask,
+        displacement_mm=to_world(displacement_mm, geometry.axis_directions),
+        lesion_volume_mm3=round(volume_mm3(lesion, crop_geom), 4),
+        longest_diameter_mm=round(longest_diameter_mm(lesion, geometry.spacing_mm), 4),
+        centroid_mm=tuple(round(v, 4) for v in centroid_world_mm(lesion, crop_geom)),  # type: ignore[arg-type]
+    )
+
+
+def common_checks(
+    timepoints: list[Timepoint],
+    scans: dict[str, Scan],
+    box: Box,
+    allowed: NDArray[np.bool_],
+    zone: NDArray[np.bool_],
+    growing: bool,
+    requested_final_diameter_mm: float,
+    displacement_fields_mm: list[NDArray[np.float32]],
+) -> list[ck.Check]:
+    """Checks shared by both families (DESIGN.md §8).
+
+    Args:
+        allowed: crop mask of the organ the lesion must stay in.
+        zone: crop mask of the lesion's influence zone (mass effect + rendering blend), where the
+            image may change.
+        growing: the law is monotone non-decreasing (masks must nest).
+        displacement_fields_mm: array-axis displacement per timepoint (for the Jacobian).
+    """
+    spacing = next(iter(scans.values())).geometry.spacing_mm
+    out: list[ck.Check] = []
+    for tp, disp in zip(timepoints, displacement_fields_mm, strict=True):
+        lesion = tp.mask > 0
+        n = max(int(lesion.sum()), 1)
+        out.append(
+            ck.at_least(
+                "lesion_in_allowed_region_fraction",
+                float((lesion & allowed).sum()) / n,
+                0.99,
+                hard=True,
+                timepoint=tp.index,
+            )
+        )
+        changed = np.zeros(lesion.shape, dtype=bool)
+        for name, scan in scans.items():
+            changed |= tp.crops[name] != scan.raw[box.slices]
+        out.append(
+            ck.at_most(
+                "changed_voxels_outside_influence_zone",
+                int((changed & ~zone).sum()),
+                0,
+                hard=True,
+                timepoint=tp.index,
+            )
+        )
+        jac = jacobian_determinant(disp, spacing) if np.any(disp) else np.ones(1, dtype=np.float32)
+        out.append(
+            ck.at_least("jacobian_determinant_min", float(jac.min()), 1e-6, hard=True, timepoint=tp.index)
+        )
+    if growing:
+        nested = all(
+            not np.any((a.mask > 0) & ~(b.mask > 0)) for a, b in zip(timepoints, timepoints[1:], strict=False)
+        )
+        out.append(ck.is_true("masks_nested_over_time", nested, hard=True))
+        vols = [tp.lesion_volume_mm3 for tp in timepoints]
+        out.append(
+            ck.is_true(
+                "volume_monotone_non_decreasing",
+                all(b >= a for a, b in zip(vols, vols[1:], strict=False)),
+                hard=True,
+            )
+        )
+    final = timepoints[-1].longest_diameter_mm
+    err = abs(final - requested_final_diameter_mm) / requested_final_diameter_mm
+    out.append(ck.at_most("final_diameter_relative_error", err, 0.10, hard=False))
+    return out

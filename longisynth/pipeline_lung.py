@@ -1,0 +1,229 @@
+"""Lung-nodule study: lungs → centre → star-shaped growth → small push → HU rendering → checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+from scipy.spatial import ConvexHull
+
+from longisynth import checks as ck
+from longisynth.anatomy.lung import LungAnatomy, lung_region, require_lungs, segment_lungs
+from longisynth.appearance.ct import nodule_labels, nodule_texture, render_nodule
+from longisynth.appearance.noise import NoiseModel, estimate_noise
+from longisynth.deformation import backward_displacement, push_for_lesion, warp
+from longisynth.geometry import Box, Geometry
+from longisynth.growth.laws import diameter_schedule, fit_doubling_time
+from longisynth.growth.nodule import NoduleShape, grow_nodule, sample_nodule_shape
+from longisynth.io.scan import Scan
+from longisynth.measure import equivalent_radius_mm
+from longisynth.pipeline_common import assemble_timepoint, common_checks, crop_box, streams
+from longisynth.placement import choose_center, explicit_point_world
+from longisynth.result import Study
+from longisynth.spec import GrowthLaw, LesionSpec, NoduleType
+
+# A nodule in aerated lung displaces little: parenchyma is compressible (5 % of the radius at the
+# boundary), and the push fades to zero at twice the lesion's maximal radius.
+NODULE_PUSH_FRACTION = 0.05
+SOFT_TISSUE_HU = (-100.0, 150.0)  # homogeneous tissue used to measure the scan's noise
+LUNG_AIR_HU = -400.0  # aerated lung is below this (parenchyma ≈ −900…−800 HU, DESIGN.md)
+# Growth-rate window (PMC5945695): VDT < 20 d suggests infection rather than a neoplasm.
+MIN_PLAUSIBLE_VDT_DAYS = 20.0
+
+
+def shape_extent(shape: NoduleShape) -> tuple[float, float]:
+    """(longest diameter, maximal radius) of the unit-scale shape, from 2 000 surface directions."""
+    n = 2000
+    k = np.arange(n) + 0.5
+    phi = np.arccos(1 - 2 * k / n)
+    theta = np.pi * (1 + 5**0.5) * k
+    dirs = np.stack([np.cos(theta) * np.sin(phi), np.sin(theta) * np.sin(phi), np.cos(phi)], axis=-1)
+    pts = dirs * shape.radius_factor(dirs)[:, None]
+    hull = pts[ConvexHull(pts).vertices]
+    diam = float(np.sqrt(((hull[:, None] - hull[None]) ** 2).sum(-1)).max())
+    return diam, float(np.linalg.norm(pts, axis=1).max())
+
+
+def fine_lung_mask(
+    anatomy: LungAnatomy, geometry: Geometry, box: Box, hu: NDArray[np.float32]
+) -> NDArray[np.bool_]:
+    """Full-resolution lung mask in the crop: the (coarse) lungs refined by the crop's own HU.
+
+    Aerated voxels inside the slightly dilated coarse mask, closed so vessels inside count as lung.
+    """
+    coarse = anatomy.mask_in_box(geometry, box)
+    near = ndimage.binary_dilation(coarse, iterations=2)
+    air = ndimage.gaussian_filter(hu, 0.7) < LUNG_AIR_HU
+    lung = ndimage.binary_closing(air & near, iterations=3) & near
+    return ndimage.binary_fill_holes(lung) & near
+
+
+def _noise_model(scan: Scan) -> NoiseModel:
+    values = scan.values()
+    mask = (values > SOFT_TISSUE_HU[0]) & (values < SOFT_TISSUE_HU[1])
+    return estimate_noise(values, scan.geometry.spacing_mm, mask)
+
+
+def simulate_nodule_study(
+    scans: dict[str, Scan],
+    spec: LesionSpec,
+    labels: NDArray[np.integer] | None,
+    stage: Callable[[str, float], None],
+) -> Study:
+    scan = scans["ct"]
+    geometry = scan.geometry
+    spacing = geometry.spacing_mm
+    assert spec.seed is not None and spec.diameter_mm is not None and spec.timepoints_days is not None
+    assert spec.nodule_type is not None and spec.shape is not None
+    rng = streams(spec.seed)
+
+    stage("anatomy", 0.05)
+    anatomy = segment_lungs(scan.values(), geometry, labels)
+    require_lungs(anatomy)
+
+    stage("seed", 0.3)
+    loc = spec.location
+    region = lung_region(anatomy, loc.side, loc.level, loc.lung_lobe, loc.depth)
+    shape = sample_nodule_shape(spec.shape, rng["shape"])
+    unit_diam, unit_rmax = shape_extent(shape)
+    r_max_mm = spec.diameter_mm / unit_diam * unit_rmax
+    coarse_step = max(anatomy.geometry.spacing_mm)
+    where = _describe(spec)
+    if loc.juxtapleural:
+        lo, hi = 0.4 * r_max_mm, 0.8 * r_max_mm + coarse_step
+    else:
+        lo, hi = r_max_mm + 1.5 + 0.5 * coarse_step, None
+    center = choose_center(
+        anatomy.lungs,
+        region,
+        anatomy.geometry,
+        lo,
+        hi,
+        explicit_point_world(loc, geometry),
+        where,
+        rng["place"],
+    )
+    influence_mm = 2.0 * r_max_mm + 4.0
+    box, center_vox = crop_box(geometry, center, influence_mm + 2.0)
+    hu = scan.values_in(box)
+    allowed = fine_lung_mask(anatomy, geometry, box, hu)
+
+    stage("growth", 0.45)
+    diameters = diameter_schedule(spec)
+    growth = grow_nodule(
+        box.shape,
+        spacing,
+        tuple(center_vox),
+        diameters,
+        shape,
+        allowed=allowed,
+        solid_fraction=spec.solid_fraction if spec.nodule_type == NoduleType.PART_SOLID else None,
+    )
+
+    stage("appearance", 0.6)
+    noise = _noise_model(scan)
+    texture = nodule_texture(box.shape, spacing, rng["texture"])
+    render_seed = int(rng["render"].integers(2**63 - 1))
+    timepoints, fields = [], []
+    for i, days in enumerate(spec.timepoints_days):
+        occ, solid = growth.occupancy[i], growth.solid_occupancy[i]
+        mask = nodule_labels(occ, solid)
+        volume = float((mask > 0).sum()) * geometry.voxel_volume_mm3
+        push = push_for_lesion(
+            tuple(center_vox), equivalent_radius_mm(volume), NODULE_PUSH_FRACTION, influence_mm
+        )
+        disp = backward_displacement(box.shape, spacing, push)
+        background = warp(hu, disp, spacing)
+        # The same render seed at every timepoint: the lesion's noise realisation is as stable
+        # over time as the untouched background's (which is identical by construction).
+        img = render_nodule(
+            background,
+            occ,
+            solid,
+            spec.nodule_type,
+            noise,
+            spacing,
+            texture,
+            np.random.default_rng(render_seed),
+        )
+        timepoints.append(
+            assemble_timepoint(i, days - spec.timepoints_days[0], scans, box, {"ct": img}, mask, disp)
+        )
+        fields.append(disp)
+        stage("appearance", 0.6 + 0.3 * (i + 1) / len(spec.timepoints_days))
+
+    zone = _zone(box.shape, spacing, center_vox, influence_mm) | np.any(
+        [tp.mask > 0 for tp in timepoints], axis=0
+    )
+    zone |= np.any([o > 0 for o in growth.occupancy], axis=0)
+    checks = common_checks(
+        timepoints,
+        scans,
+        box,
+        allowed,
+        zone,
+        growing=spec.growth.law in (GrowthLaw.EXPONENTIAL, GrowthLaw.GOMPERTZ, GrowthLaw.STABLE),
+        requested_final_diameter_mm=spec.diameter_mm,
+        displacement_fields_mm=fields,
+    )
+    checks += _nodule_checks(spec, timepoints, diameters)
+    notes = []
+    if not anatomy.lobes_exact and (loc.lung_lobe or loc.level):
+        notes.append(
+            "lobes are approximated from lung geometry (no label map given): "
+            "upper/middle/lower is a cranio-caudal split, not a fissure segmentation"
+        )
+    if loc.juxtapleural:
+        notes.append(
+            "juxtapleural nodule: the pleura clips the lesion, so volumes can fall below the growth law"
+        )
+    return Study(
+        scans=scans,
+        box=box,
+        spec=spec,
+        prompt="",
+        timepoints=timepoints,
+        checks=checks,
+        notes=notes,
+        extra={
+            "noise_model": noise.to_dict(),
+            "lesion_center_mm": [round(float(v), 3) for v in center],
+            "influence_radius_mm": round(influence_mm, 3),
+            "lobes_exact": anatomy.lobes_exact,
+            "requested_diameters_mm": [round(d, 4) for d in diameters],
+        },
+    )
+
+
+def _zone(
+    shape: tuple[int, int, int],
+    spacing: tuple[float, float, float],
+    center_vox: NDArray[np.float64],
+    radius_mm: float,
+) -> NDArray[np.bool_]:
+    grids = np.ogrid[: shape[0], : shape[1], : shape[2]]
+    r2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grids, center_vox, spacing, strict=True))
+    return np.asarray(r2 <= radius_mm**2)
+
+
+def _describe(spec: LesionSpec) -> str:
+    loc = spec.location
+    words = [w.value.replace("_", " ") for w in (loc.side, loc.level) if w is not None]
+    place = loc.lung_lobe.value.replace("_", " ") + " lobe" if loc.lung_lobe else " ".join(words + ["lung"])
+    return f"a {spec.diameter_mm:g} mm nodule in the {place}"
+
+
+def _nodule_checks(spec: LesionSpec, timepoints: list, diameters: list[float]) -> list[ck.Check]:
+    out: list[ck.Check] = []
+    vols = np.array([tp.lesion_volume_mm3 for tp in timepoints])
+    d = np.asarray(diameters)
+    if vols[-1] > 0 and not spec.location.juxtapleural:
+        expected = (d / d[-1]) ** 3
+        err = float(np.max(np.abs(vols / vols[-1] - expected) / expected))
+        out.append(ck.at_most("volume_law_relative_error", err, 0.05, hard=False))
+    if spec.growth.law == GrowthLaw.EXPONENTIAL and len(vols) > 1 and vols[0] > 0:
+        vdt = fit_doubling_time([tp.days for tp in timepoints], vols)
+        out.append(ck.at_least("measured_doubling_time_days", vdt, MIN_PLAUSIBLE_VDT_DAYS, hard=False))
+    return out
