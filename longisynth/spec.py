@@ -396,13 +396,13 @@ def _resolve_times_and_sizes(s: LesionSpec) -> None:
             if s.diameter_mm <= s.baseline_diameter_mm:
                 raise InvalidInputError("a growing nodule must be larger at the end than at baseline")
             s.growth.doubling_time_days = round(
-                dt * 3 * math.log(2) / math.log(s.diameter_mm / s.baseline_diameter_mm), 3
+                dt * math.log(2) / 3 / math.log(s.diameter_mm / s.baseline_diameter_mm), 3
             )
         if dt > 0 and law == GrowthLaw.REGRESSING and s.growth.halving_time_days is None:
             if s.diameter_mm >= s.baseline_diameter_mm:
                 raise InvalidInputError("a regressing nodule must be smaller at the end than at baseline")
             s.growth.halving_time_days = round(
-                dt * 3 * math.log(2) / math.log(s.baseline_diameter_mm / s.diameter_mm), 3
+                dt * math.log(2) / 3 / math.log(s.baseline_diameter_mm / s.diameter_mm), 3
             )
         return
     assert ratio is not None

@@ -33,7 +33,14 @@ def _load_image(data: bytes, name: str) -> nib.Nifti1Image:
         if data[:2] == b"\x1f\x8b":
             data = igzip.decompress(data)
         return nib.Nifti1Image.from_bytes(data)
-    except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError) as exc:
+    except (
+        OSError,
+        EOFError,
+        ValueError,
+        zlib.error,
+        nib.filebasedimages.ImageFileError,
+        nib.spatialimages.HeaderDataError,
+    ) as exc:
         raise InvalidInputError(f"could not read {name!r} as NIfTI: {_one_line(exc)}") from None
 
 

@@ -1,0 +1,96 @@
+"""Spec resolution: documented defaults, derived growth rates, contradictions rejected."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from longisynth.errors import InvalidInputError
+from longisynth.spec import (
+    DEFAULT_VDT_DAYS,
+    Family,
+    GliomaGrade,
+    GrowthLaw,
+    LesionSpec,
+    Modality,
+    NoduleType,
+    Schedule,
+    merge_specs,
+    resolve_spec,
+)
+
+RNG = np.random.default_rng(0)
+
+
+def test_ct_defaults_to_solid_exponential_nodule() -> None:
+    s = resolve_spec(LesionSpec(), Modality.CT, RNG)
+    assert s.family == Family.LUNG_NODULE and s.nodule_type == NoduleType.SOLID
+    assert s.growth.law == GrowthLaw.EXPONENTIAL
+    assert s.growth.doubling_time_days == DEFAULT_VDT_DAYS[NoduleType.SOLID] == 267.0
+    assert s.timepoints_days == [0.0, 121.667, 243.333, 365.0]
+    # final diameter = baseline * 2^(dt / VDT / 3)
+    assert math.isclose(s.diameter_mm / s.baseline_diameter_mm, 2 ** (365 / 267 / 3), rel_tol=1e-3)
+
+
+def test_mr_defaults_to_high_grade_reaction_diffusion() -> None:
+    s = resolve_spec(LesionSpec(), Modality.MR, RNG)
+    assert s.family == Family.GLIOMA and s.grade == GliomaGrade.HIGH
+    assert s.growth.law == GrowthLaw.REACTION_DIFFUSION
+    assert s.growth.proliferation_per_day == 0.012 and s.growth.diffusion_mm2_per_day == 0.27
+
+
+def test_baseline_and_final_give_doubling_time() -> None:
+    s = resolve_spec(LesionSpec(baseline_diameter_mm=8, diameter_mm=10.08, duration_days=300), Modality.CT, RNG)
+    # 8 → 10.08 mm is exactly one volume doubling (×2^(1/3)), so VDT = 300 days
+    assert s.growth.doubling_time_days == pytest.approx(300, rel=1e-3)
+
+
+def test_contradictions_are_rejected() -> None:
+    with pytest.raises(InvalidInputError, match="contradict"):
+        resolve_spec(
+            LesionSpec(baseline_diameter_mm=8, diameter_mm=20, duration_days=30, growth={"doubling_time_days": 300}),
+            Modality.CT, RNG,
+        )
+    with pytest.raises(InvalidInputError, match="gliomas are simulated in brain MRI"):
+        resolve_spec(LesionSpec(family="glioma"), Modality.CT, RNG)
+    with pytest.raises(InvalidInputError, match="chest CT"):
+        resolve_spec(LesionSpec(family="lung_nodule"), Modality.MR, RNG)
+    with pytest.raises(InvalidInputError, match="n_timepoints"):
+        resolve_spec(LesionSpec(n_timepoints=3, timepoints_days=[0, 10]), Modality.CT, RNG)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"diameter_mm": 0}, {"diameter_mm": 5000}, {"timepoints_days": [0, 10, 5]}, {"n_timepoints": 0},
+     {"nodule_type": "spiky"}, {"family": "glioma", "nodule_type": "solid"}, {"unknown_field": 1}],
+)
+def test_invalid_fields_fail_validation(fields: dict) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ValidationError):
+        LesionSpec.model_validate(fields)
+
+
+def test_structured_fields_override_prompt_fields() -> None:
+    base = LesionSpec(diameter_mm=20, location={"side": "right", "level": "upper"}, growth={"doubling_time_days": 100})
+    over = LesionSpec(diameter_mm=12, location={"side": "left"})
+    merged = merge_specs(base, over)
+    assert merged.diameter_mm == 12
+    assert merged.location.side.value == "left" and merged.location.level.value == "upper"
+    assert merged.growth.doubling_time_days == 100
+
+
+def test_fleischner_schedule() -> None:
+    s = resolve_spec(LesionSpec(schedule=Schedule.FLEISCHNER, diameter_mm=10), Modality.CT, RNG)
+    assert s.timepoints_days == [0.0, 91.0, 182.0, 365.0]
+    g = resolve_spec(LesionSpec(schedule="fleischner", nodule_type="ground_glass", diameter_mm=10), Modality.CT, RNG)
+    assert g.timepoints_days[1] == 274.0
+
+
+def test_regressing_and_gompertz() -> None:
+    r = resolve_spec(LesionSpec(growth={"law": "regressing", "halving_time_days": 100}, diameter_mm=10,
+                                duration_days=300), Modality.CT, RNG)
+    assert r.baseline_diameter_mm == pytest.approx(20.0, rel=1e-3)  # 3 halvings of volume = ×2 diameter
+    g = resolve_spec(LesionSpec(growth={"law": "gompertz"}, diameter_mm=20), Modality.CT, RNG)
+    assert g.growth.max_diameter_mm > 20 > g.baseline_diameter_mm
