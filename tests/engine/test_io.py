@@ -94,7 +94,7 @@ def test_truncated_gzip_is_reported(tmp_path: Path) -> None:
     arr = np.random.default_rng(0).integers(-1000, 1000, (40, 40, 40)).astype(np.int16)
     data = nifti_bytes(arr, np.eye(4))
     p = _write(tmp_path, "cut.nii.gz", data[: len(data) // 2])
-    with pytest.raises(InvalidInputError, match="cut.nii.gz"):
+    with pytest.raises(InvalidInputError, match=r"cut\.nii\.gz"):
         read_scan(p)
 
 
