@@ -111,8 +111,11 @@ def simulate_glioma_study(
         images = {}
         for c in scans:
             background = warp(crops[c], disp, spacing)
+            # Texture (tissue heterogeneity) is the same at every timepoint; acquisition noise is not.
             images[c] = render_glioma(
-                background, c, labels, conc, stats[c], noises[c], spacing, np.random.default_rng(render_seed)
+                background, c, labels, conc, stats[c], noises[c], spacing,
+                np.random.default_rng([render_seed, i]), grade=spec.grade.value,
+                texture_rng=np.random.default_rng(render_seed),
             )
         timepoints.append(
             assemble_timepoint(i, days - spec.timepoints_days[0], scans, box, images, labels, disp)

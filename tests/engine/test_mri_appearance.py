@@ -1,0 +1,198 @@
+"""Glioma MRI appearance, checked against real BraTS 2015 cases (Menze et al., IEEE TMI 2015).
+
+The real ranges come from ``../shared/data/brats2015_pat000{5,6}`` when present, else from the
+calibration JSON shipped in the package (which ``benchmarks/calibrate_glioma.py`` measured there).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+from scipy import ndimage
+
+from longisynth.appearance.mri import BLEND_MIN_C, brats_calibration, render_glioma
+from longisynth.appearance.noise import NoiseModel, synthesize_noise
+from longisynth.errors import InvalidInputError
+from longisynth.growth.glioma import GliomaGrowth, simulate_glioma
+from longisynth.spec import GliomaGrade
+from tests.conftest import SHARED_DATA
+from tests.engine.test_glioma_growth import brain_phantom
+
+SPACING = (1.0, 1.0, 1.0)
+SEED = (40.0, 28.0, 40.0)
+NOISE = NoiseModel(sigma=12.0, kernel_mm=(0.6, 0.6, 0.6))
+# Scanner-unit intensities of WM, GM, CSF per contrast (ordering as in clinical scans).
+TISSUE_INTENSITY = {
+    "flair": (300.0, 370.0, 60.0),
+    "t1c": (520.0, 420.0, 140.0),
+    "t1": (520.0, 420.0, 140.0),
+    "t2": (220.0, 300.0, 900.0),
+}
+# (contrast, BraTS 2015 label, our label) of the checked regions.
+REGIONS = [("flair", 2, 2, "oedema"), ("t1c", 4, 3, "enhancing"), ("t1c", 1, 1, "necrosis")]
+
+
+@pytest.fixture(scope="module")
+def scene() -> dict[str, object]:
+    wm, gm, csf = brain_phantom()
+    high = simulate_glioma(
+        wm, gm, csf, SPACING, SEED, GliomaGrade.HIGH, 0.012, 0.01, [0.0, 90.0], 40.0, np.random.default_rng(3)
+    )
+    low = simulate_glioma(
+        wm,
+        gm,
+        csf,
+        SPACING,
+        SEED,
+        GliomaGrade.LOW,
+        0.0012,
+        0.0065,
+        [0.0, 365.0],
+        30.0,
+        np.random.default_rng(3),
+    )
+    # Intracranial mask with its CSF (ventricle), as in the BraTS/DeepMedic brain z-scoring.
+    brain = ndimage.binary_fill_holes((wm + gm) > 0.5)
+    backgrounds = {}
+    for k, (contrast, (i_wm, i_gm, i_csf)) in enumerate(TISSUE_INTENSITY.items()):
+        clean = i_wm * wm + i_gm * gm + i_csf * csf
+        noise = synthesize_noise(wm.shape, SPACING, NOISE, np.random.default_rng(100 + k))
+        backgrounds[contrast] = (clean + noise).astype(np.float32)
+    return {"high": high, "low": low, "brain": brain, "backgrounds": backgrounds}
+
+
+def _render(
+    scene: dict[str, object], contrast: str, which: str = "high", seed: int = 5
+) -> NDArray[np.float32]:
+    growth: GliomaGrowth = scene[which]  # type: ignore[assignment]
+    bg = scene["backgrounds"][contrast]  # type: ignore[index]
+    brain = scene["brain"]
+    stats = (float(bg[brain].mean()), float(bg[brain].std()))
+    return render_glioma(
+        bg,
+        contrast,
+        growth.labels[-1],
+        growth.concentration[-1],
+        stats,
+        NOISE,
+        SPACING,
+        np.random.default_rng(seed),
+    )
+
+
+def _z(scene: dict[str, object], contrast: str, image: NDArray[np.float32]) -> NDArray[np.float32]:
+    bg = scene["backgrounds"][contrast]  # type: ignore[index]
+    brain = scene["brain"]
+    return (image - bg[brain].mean()) / bg[brain].std()
+
+
+def _real_range(contrast: str, label_2015: int, name: str) -> tuple[float, float]:
+    """[p10, p90] over both real BraTS cases (pooled voxels), or the JSON's range without the data."""
+    folders = [SHARED_DATA / f"brats2015_pat000{p}" for p in (5, 6)]
+    if not all(f.is_dir() for f in folders):
+        t = brats_calibration()["targets"][contrast][name]
+        return float(t["p10"]), float(t["p90"])
+    fname = {"flair": "Flair_subtrMeanDivStd.nii.gz", "t1c": "T1c_subtrMeanDivStd.nii.gz"}[contrast]
+    values = []
+    for folder in folders:
+        lab = np.asarray(nib.load(Path(folder) / "OTMultiClass.nii.gz").dataobj)
+        img = np.asarray(nib.load(Path(folder) / fname).dataobj, dtype=np.float32)
+        values.append(img[lab == label_2015])
+    p10, p90 = np.percentile(np.concatenate(values), [10, 90])
+    return float(p10), float(p90)
+
+
+@pytest.mark.parametrize(("contrast", "label_2015", "label", "name"), REGIONS)
+def test_synthetic_medians_fall_in_real_brats_ranges(
+    scene: dict[str, object], contrast: str, label_2015: int, label: int, name: str
+) -> None:
+    growth: GliomaGrowth = scene["high"]  # type: ignore[assignment]
+    mask = growth.labels[-1] == label
+    assert mask.sum() > 100
+    z = _z(scene, contrast, _render(scene, contrast))
+    lo, hi = _real_range(contrast, label_2015, name)
+    median = float(np.median(z[mask]))
+    assert lo <= median <= hi, (
+        f"{contrast} {name}: synthetic median z {median:.2f} outside real [{lo:.2f}, {hi:.2f}]"
+    )
+    # And close to the calibration target itself (partial volume must not drag it away).
+    target = brats_calibration()["targets"][contrast][name]["median"]
+    assert median == pytest.approx(target, abs=0.35)
+
+
+def test_calibration_json_matches_the_real_files() -> None:
+    cal = brats_calibration()
+    assert "Menze" in cal["reference"]
+    folder = SHARED_DATA / "brats2015_pat0005"
+    if not folder.is_dir():
+        pytest.skip("BraTS sample data absent; the JSON alone is used")
+    lab = np.asarray(nib.load(folder / "OTMultiClass.nii.gz").dataobj)
+    flair = np.asarray(nib.load(folder / "Flair_subtrMeanDivStd.nii.gz").dataobj, dtype=np.float32)
+    expected = cal["cases"]["brats2015_pat0005"]["flair"]["oedema"]["median"]
+    assert float(np.median(flair[lab == 2])) == pytest.approx(expected, abs=1e-3)
+
+
+def test_outside_the_blend_zone_is_exactly_background(scene: dict[str, object]) -> None:
+    growth: GliomaGrowth = scene["high"]  # type: ignore[assignment]
+    lab, conc = growth.labels[-1], growth.concentration[-1]
+    for contrast in TISSUE_INTENSITY:
+        bg = scene["backgrounds"][contrast]  # type: ignore[index]
+        out = _render(scene, contrast)
+        outside = (lab == 0) & (conc < BLEND_MIN_C)
+        assert out.dtype == np.float32 and out.shape == bg.shape
+        assert np.array_equal(out[outside], bg[outside])
+        assert np.mean(out[lab > 0] != bg[lab > 0]) > 0.99
+
+
+def test_contrast_specific_ordering(scene: dict[str, object]) -> None:
+    growth: GliomaGrowth = scene["high"]  # type: ignore[assignment]
+    lab = growth.labels[-1]
+    med = {
+        c: {k: float(np.median(_z(scene, c, _render(scene, c))[lab == k])) for k in (1, 2, 3)}
+        for c in TISSUE_INTENSITY
+    }
+    assert med["t2"][1] > med["t2"][2] > 1.0  # necrosis very bright, oedema bright on T2
+    assert med["t1"][1] < med["t1"][3] < 0.0  # tumour T1-dark, necrosis darker
+    assert med["t1c"][3] > med["t1c"][2] > med["t1c"][1]  # enhancing rim above oedema above necrosis
+    assert med["flair"][2] > 1.5
+
+
+def test_low_grade_does_not_enhance(scene: dict[str, object]) -> None:
+    growth: GliomaGrowth = scene["low"]  # type: ignore[assignment]
+    tumour = growth.labels[-1] > 0
+    z = _z(scene, "t1c", _render(scene, "t1c", which="low"))
+    enhancing_p10 = brats_calibration()["targets"]["t1c"]["enhancing"]["p10"]
+    assert float(np.median(z[tumour])) < enhancing_p10
+    assert float(np.median(_z(scene, "flair", _render(scene, "flair", which="low"))[tumour])) > 1.5
+
+
+def test_lesion_is_as_noisy_as_the_brain(scene: dict[str, object]) -> None:
+    """High-frequency residual (image minus 3-voxel mean) has the same spread inside and outside."""
+    growth: GliomaGrowth = scene["high"]  # type: ignore[assignment]
+    out = _render(scene, "flair")
+    resid = out - ndimage.uniform_filter(out, 3)
+    inside = ndimage.binary_erosion(growth.labels[-1] == 2, iterations=2)
+    wm_bg = ndimage.binary_erosion(scene["brain"], iterations=3) & (growth.concentration[-1] < 0.01)  # type: ignore[arg-type]
+    ratio = float(resid[inside].std() / resid[wm_bg].std())
+    assert 0.8 <= ratio <= 1.5
+
+
+def test_deterministic_and_validated(scene: dict[str, object]) -> None:
+    a = _render(scene, "t2", seed=9)
+    b = _render(scene, "t2", seed=9)
+    c = _render(scene, "t2", seed=10)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+    growth: GliomaGrowth = scene["high"]  # type: ignore[assignment]
+    bg = scene["backgrounds"]["t2"]  # type: ignore[index]
+    rng = np.random.default_rng(0)
+    with pytest.raises(InvalidInputError):
+        render_glioma(bg, "ct", growth.labels[-1], growth.concentration[-1], (1.0, 1.0), NOISE, SPACING, rng)
+    with pytest.raises(InvalidInputError):
+        render_glioma(
+            bg[:-1], "t2", growth.labels[-1], growth.concentration[-1], (1.0, 1.0), NOISE, SPACING, rng
+        )
