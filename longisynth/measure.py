@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import math
 
 import numpy as np
 from numpy.typing import NDArray
@@ -18,24 +18,38 @@ def volume_mm3(mask: NDArray[np.bool_], geometry: Geometry) -> float:
 
 
 def longest_diameter_mm(mask: NDArray[np.bool_], spacing_mm: tuple[float, float, float]) -> float:
-    """Longest 3D diameter in mm: the farthest pair of voxel *corners* of the mask.
+    """Longest diameter of a mask in mm.
 
-    Corners rather than centres, so a single voxel measures its diagonal and a digitised ball of
-    diameter d measures ≈ d (not d − one voxel). The farthest pair lies on the convex hull.
+    The largest distance between two boundary-voxel centres (searched on their convex hull, so it is
+    fast for large masks), plus the extent of one voxel along that direction (voxels are boxes, the
+    diameter runs from face to face). 0 for an empty mask; the largest voxel side for one voxel.
     """
-    if not mask.any():
+    m = np.asarray(mask, dtype=bool)
+    if not m.any():
         return 0.0
-    surface = mask & ~ndimage.binary_erosion(mask)
-    idx = np.argwhere(surface).astype(np.float64)
-    offsets = np.array([[a, b, c] for a in (-0.5, 0.5) for b in (-0.5, 0.5) for c in (-0.5, 0.5)])
-    pts = (idx[:, None, :] + offsets[None, :, :]).reshape(-1, 3) * np.asarray(spacing_mm)
-    # Flat/degenerate point sets have no hull: brute force on all (subsampled) points below.
-    with contextlib.suppress(QhullError, ValueError):
-        pts = pts[ConvexHull(pts).vertices]
-    if len(pts) > 4000:
-        pts = pts[:: len(pts) // 4000 + 1]
-    diff = pts[:, None, :] - pts[None, :, :]
-    return float(np.sqrt((diff**2).sum(-1)).max())
+    sl = ndimage.find_objects(m.astype(np.uint8))[0]
+    sub = m[sl]
+    boundary = sub & ~ndimage.binary_erosion(sub, border_value=0)
+    spacing = np.asarray(spacing_mm, dtype=np.float64)
+    pts = np.argwhere(boundary).astype(np.float64) * spacing
+    if len(pts) == 1:
+        return float(spacing.max())
+    if len(pts) > 8:
+        try:
+            pts = pts[ConvexHull(pts).vertices]
+        except QhullError:  # flat or collinear: joggle the input, vertices are still input points
+            pts = pts[ConvexHull(pts, qhull_options="QJ").vertices]
+    best, i_best, j_best = -1.0, 0, 0
+    for start in range(0, len(pts), 2048):  # chunked so that memory stays O(2048·n)
+        block = pts[start : start + 2048]
+        d2 = np.sum((block[:, None, :] - pts[None, :, :]) ** 2, axis=-1)
+        k = int(np.argmax(d2))
+        if d2.flat[k] > best:
+            best = float(d2.flat[k])
+            i_best, j_best = start + k // len(pts), k % len(pts)
+    dist = math.sqrt(best)
+    u = np.abs(pts[j_best] - pts[i_best]) / dist
+    return float(dist + np.sum(u * spacing))
 
 
 def centroid_world_mm(mask: NDArray[np.bool_], geometry: Geometry) -> tuple[float, float, float]:

@@ -7,7 +7,6 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
-from scipy.spatial import ConvexHull
 
 from longisynth import checks as ck
 from longisynth.anatomy.lung import LungAnatomy, lung_region, require_lungs, segment_lungs
@@ -16,13 +15,13 @@ from longisynth.appearance.noise import NoiseModel, estimate_noise
 from longisynth.deformation import backward_displacement, push_for_lesion, warp
 from longisynth.geometry import Box, Geometry
 from longisynth.growth.laws import diameter_schedule, fit_doubling_time
-from longisynth.growth.nodule import NoduleShape, grow_nodule, sample_nodule_shape
+from longisynth.growth.nodule import grow_nodule, sample_nodule_shape, solid_fraction_for
 from longisynth.io.scan import Scan
 from longisynth.measure import equivalent_radius_mm
 from longisynth.pipeline_common import assemble_timepoint, common_checks, crop_box, streams
 from longisynth.placement import choose_center, explicit_point_world
 from longisynth.result import Study
-from longisynth.spec import GrowthLaw, LesionSpec, NoduleType
+from longisynth.spec import GrowthLaw, LesionSpec
 
 # A nodule in aerated lung displaces little: parenchyma is compressible (5 % of the radius at the
 # boundary), and the push fades to zero at twice the lesion's maximal radius.
@@ -31,19 +30,6 @@ SOFT_TISSUE_HU = (-100.0, 150.0)  # homogeneous tissue used to measure the scan'
 LUNG_AIR_HU = -400.0  # aerated lung is below this (parenchyma ≈ −900…−800 HU, DESIGN.md)
 # Growth-rate window (PMC5945695): VDT < 20 d suggests infection rather than a neoplasm.
 MIN_PLAUSIBLE_VDT_DAYS = 20.0
-
-
-def shape_extent(shape: NoduleShape) -> tuple[float, float]:
-    """(longest diameter, maximal radius) of the unit-scale shape, from 2 000 surface directions."""
-    n = 2000
-    k = np.arange(n) + 0.5
-    phi = np.arccos(1 - 2 * k / n)
-    theta = np.pi * (1 + 5**0.5) * k
-    dirs = np.stack([np.cos(theta) * np.sin(phi), np.sin(theta) * np.sin(phi), np.cos(phi)], axis=-1)
-    pts = dirs * shape.radius_factor(dirs)[:, None]
-    hull = pts[ConvexHull(pts).vertices]
-    diam = float(np.sqrt(((hull[:, None] - hull[None]) ** 2).sum(-1)).max())
-    return diam, float(np.linalg.norm(pts, axis=1).max())
 
 
 def fine_lung_mask(
@@ -87,8 +73,7 @@ def simulate_nodule_study(
     loc = spec.location
     region = lung_region(anatomy, loc.side, loc.level, loc.lung_lobe, loc.depth)
     shape = sample_nodule_shape(spec.shape, rng["shape"])
-    unit_diam, unit_rmax = shape_extent(shape)
-    r_max_mm = spec.diameter_mm / unit_diam * unit_rmax
+    r_max_mm = max(shape.bounding_radius_mm(d) for d in diameter_schedule(spec))
     coarse_step = max(anatomy.geometry.spacing_mm)
     where = _describe(spec)
     if loc.juxtapleural:
@@ -119,7 +104,7 @@ def simulate_nodule_study(
         diameters,
         shape,
         allowed=allowed,
-        solid_fraction=spec.solid_fraction if spec.nodule_type == NoduleType.PART_SOLID else None,
+        solid_fraction=solid_fraction_for(spec.nodule_type, spec.solid_fraction),
     )
 
     stage("appearance", 0.6)
@@ -192,6 +177,7 @@ def simulate_nodule_study(
             "lesion_center_mm": [round(float(v), 3) for v in center],
             "influence_radius_mm": round(influence_mm, 3),
             "lobes_exact": anatomy.lobes_exact,
+            "nodule_shape": shape.to_dict(),
             "requested_diameters_mm": [round(d, 4) for d in diameters],
         },
     )
@@ -211,7 +197,7 @@ def _zone(
 def _describe(spec: LesionSpec) -> str:
     loc = spec.location
     words = [w.value.replace("_", " ") for w in (loc.side, loc.level) if w is not None]
-    place = loc.lung_lobe.value.replace("_", " ") + " lobe" if loc.lung_lobe else " ".join(words + ["lung"])
+    place = loc.lung_lobe.value.replace("_", " ") + " lobe" if loc.lung_lobe else " ".join([*words, "lung"])
     return f"a {spec.diameter_mm:g} mm nodule in the {place}"
 
 

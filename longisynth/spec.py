@@ -184,7 +184,7 @@ class LesionSpec(_Model):
     )
     n_timepoints: int | None = Field(None, ge=1, le=20, description="Number of scans.")
     duration_days: float | None = Field(
-        None, gt=0, le=7305, description="Time from first to last scan, days."
+        None, ge=0, le=7305, description="Time from first to last scan, days."
     )
     schedule: Schedule | None = None
     mass_effect: bool | None = Field(None, description="Push surrounding tissue (default on).")

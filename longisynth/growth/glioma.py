@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
-from scipy.spatial import ConvexHull, QhullError
 
 from longisynth.errors import InvalidInputError, LesionDoesNotFitError
+from longisynth.measure import longest_diameter_mm
 from longisynth.spec import GliomaGrade
 
 FLAIR_THRESHOLD = 0.16  # whole tumour (FLAIR-bright) boundary, fraction of carrying capacity (DESIGN)
@@ -67,41 +67,6 @@ class GliomaGrowth:
     labels: list[NDArray[np.uint8]]
     ages_days: list[float]
     rim_thickness_mm: float = 0.0
-
-
-def longest_diameter_mm(mask: NDArray[np.bool_], spacing_mm: tuple[float, float, float]) -> float:
-    """Longest diameter of a mask in mm.
-
-    The largest distance between two boundary-voxel centres (searched on their convex hull, so it is
-    fast for large masks), plus the extent of one voxel along that direction (voxels are boxes, the
-    diameter runs from face to face). 0 for an empty mask; the largest voxel side for one voxel.
-    """
-    m = np.asarray(mask, dtype=bool)
-    if not m.any():
-        return 0.0
-    sl = ndimage.find_objects(m.astype(np.uint8))[0]
-    sub = m[sl]
-    boundary = sub & ~ndimage.binary_erosion(sub, border_value=0)
-    spacing = np.asarray(spacing_mm, dtype=np.float64)
-    pts = np.argwhere(boundary).astype(np.float64) * spacing
-    if len(pts) == 1:
-        return float(spacing.max())
-    if len(pts) > 8:
-        try:
-            pts = pts[ConvexHull(pts).vertices]
-        except QhullError:  # flat or collinear: joggle the input, vertices are still input points
-            pts = pts[ConvexHull(pts, qhull_options="QJ").vertices]
-    best, i_best, j_best = -1.0, 0, 0
-    for start in range(0, len(pts), 2048):  # chunked so that memory stays O(2048·n)
-        block = pts[start : start + 2048]
-        d2 = np.sum((block[:, None, :] - pts[None, :, :]) ** 2, axis=-1)
-        k = int(np.argmax(d2))
-        if d2.flat[k] > best:
-            best = float(d2.flat[k])
-            i_best, j_best = start + k // len(pts), k % len(pts)
-    dist = math.sqrt(best)
-    u = np.abs(pts[j_best] - pts[i_best]) / dist
-    return float(dist + np.sum(u * spacing))
 
 
 def _linear_resample(arr: NDArray[np.float32], out_shape: tuple[int, ...]) -> NDArray[np.float32]:

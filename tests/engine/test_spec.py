@@ -39,11 +39,13 @@ def test_mr_defaults_to_high_grade_reaction_diffusion() -> None:
     s = resolve_spec(LesionSpec(), Modality.MR, RNG)
     assert s.family == Family.GLIOMA and s.grade == GliomaGrade.HIGH
     assert s.growth.law == GrowthLaw.REACTION_DIFFUSION
-    assert s.growth.proliferation_per_day == 0.012 and s.growth.diffusion_mm2_per_day == 0.27
+    assert s.growth.proliferation_per_day == 0.012 and s.growth.diffusion_mm2_per_day == 0.01
 
 
 def test_baseline_and_final_give_doubling_time() -> None:
-    s = resolve_spec(LesionSpec(baseline_diameter_mm=8, diameter_mm=10.08, duration_days=300), Modality.CT, RNG)
+    s = resolve_spec(
+        LesionSpec(baseline_diameter_mm=8, diameter_mm=10.08, duration_days=300), Modality.CT, RNG
+    )
     # 8 → 10.08 mm is exactly one volume doubling (×2^(1/3)), so VDT = 300 days
     assert s.growth.doubling_time_days == pytest.approx(300, rel=1e-3)
 
@@ -51,8 +53,11 @@ def test_baseline_and_final_give_doubling_time() -> None:
 def test_contradictions_are_rejected() -> None:
     with pytest.raises(InvalidInputError, match="contradict"):
         resolve_spec(
-            LesionSpec(baseline_diameter_mm=8, diameter_mm=20, duration_days=30, growth={"doubling_time_days": 300}),
-            Modality.CT, RNG,
+            LesionSpec(
+                baseline_diameter_mm=8, diameter_mm=20, duration_days=30, growth={"doubling_time_days": 300}
+            ),
+            Modality.CT,
+            RNG,
         )
     with pytest.raises(InvalidInputError, match="gliomas are simulated in brain MRI"):
         resolve_spec(LesionSpec(family="glioma"), Modality.CT, RNG)
@@ -64,8 +69,15 @@ def test_contradictions_are_rejected() -> None:
 
 @pytest.mark.parametrize(
     "fields",
-    [{"diameter_mm": 0}, {"diameter_mm": 5000}, {"timepoints_days": [0, 10, 5]}, {"n_timepoints": 0},
-     {"nodule_type": "spiky"}, {"family": "glioma", "nodule_type": "solid"}, {"unknown_field": 1}],
+    [
+        {"diameter_mm": 0},
+        {"diameter_mm": 5000},
+        {"timepoints_days": [0, 10, 5]},
+        {"n_timepoints": 0},
+        {"nodule_type": "spiky"},
+        {"family": "glioma", "nodule_type": "solid"},
+        {"unknown_field": 1},
+    ],
 )
 def test_invalid_fields_fail_validation(fields: dict) -> None:  # type: ignore[type-arg]
     with pytest.raises(ValidationError):
@@ -73,7 +85,9 @@ def test_invalid_fields_fail_validation(fields: dict) -> None:  # type: ignore[t
 
 
 def test_structured_fields_override_prompt_fields() -> None:
-    base = LesionSpec(diameter_mm=20, location={"side": "right", "level": "upper"}, growth={"doubling_time_days": 100})
+    base = LesionSpec(
+        diameter_mm=20, location={"side": "right", "level": "upper"}, growth={"doubling_time_days": 100}
+    )
     over = LesionSpec(diameter_mm=12, location={"side": "left"})
     merged = merge_specs(base, over)
     assert merged.diameter_mm == 12
@@ -84,13 +98,18 @@ def test_structured_fields_override_prompt_fields() -> None:
 def test_fleischner_schedule() -> None:
     s = resolve_spec(LesionSpec(schedule=Schedule.FLEISCHNER, diameter_mm=10), Modality.CT, RNG)
     assert s.timepoints_days == [0.0, 91.0, 182.0, 365.0]
-    g = resolve_spec(LesionSpec(schedule="fleischner", nodule_type="ground_glass", diameter_mm=10), Modality.CT, RNG)
+    g = resolve_spec(
+        LesionSpec(schedule="fleischner", nodule_type="ground_glass", diameter_mm=10), Modality.CT, RNG
+    )
     assert g.timepoints_days[1] == 274.0
 
 
 def test_regressing_and_gompertz() -> None:
-    r = resolve_spec(LesionSpec(growth={"law": "regressing", "halving_time_days": 100}, diameter_mm=10,
-                                duration_days=300), Modality.CT, RNG)
+    r = resolve_spec(
+        LesionSpec(growth={"law": "regressing", "halving_time_days": 100}, diameter_mm=10, duration_days=300),
+        Modality.CT,
+        RNG,
+    )
     assert r.baseline_diameter_mm == pytest.approx(20.0, rel=1e-3)  # 3 halvings of volume = ×2 diameter
     g = resolve_spec(LesionSpec(growth={"law": "gompertz"}, diameter_mm=20), Modality.CT, RNG)
     assert g.growth.max_diameter_mm > 20 > g.baseline_diameter_mm
