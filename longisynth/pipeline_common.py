@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -118,14 +120,14 @@ def common_checks(
         )
     if growing:
         nested = all(
-            not np.any((a.mask > 0) & ~(b.mask > 0)) for a, b in zip(timepoints, timepoints[1:], strict=False)
+            not np.any((a.mask > 0) & ~(b.mask > 0)) for a, b in itertools.pairwise(timepoints)
         )
         out.append(ck.is_true("masks_nested_over_time", nested, hard=True))
         vols = [tp.lesion_volume_mm3 for tp in timepoints]
         out.append(
             ck.is_true(
                 "volume_monotone_non_decreasing",
-                all(b >= a for a, b in zip(vols, vols[1:], strict=False)),
+                all(b >= a for a, b in itertools.pairwise(vols)),
                 hard=True,
             )
         )
