@@ -135,6 +135,7 @@ def build_metadata(study: Study, files: dict[int, list[str]], timings_s: dict[st
                 "days": tp.days,
                 "files": files.get(tp.index, []),
                 "lesion_volume_mm3": tp.lesion_volume_mm3,
+                "simulated_volume_mm3": tp.simulated_volume_mm3,
                 "longest_diameter_mm": tp.longest_diameter_mm,
                 "centroid_mm": list(tp.centroid_mm),
             }

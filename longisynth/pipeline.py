@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import ValidationError
 
 from longisynth import checks as ck
 from longisynth.anatomy.modality import detect_modality, require_hounsfield
@@ -80,27 +81,29 @@ def _validate_contrasts(scans: dict[str, Scan], modality: Modality) -> dict[str,
     return fixed
 
 
-def resolve_request(
-    prompt: str,
-    spec: LesionSpec | Mapping[str, Any] | None,
-    seed: int | None,
-    modality: Modality,
-    lenient: bool,
+def merge_request(
+    prompt: str, spec: LesionSpec | Mapping[str, Any] | None, seed: int | None, lenient: bool
 ) -> tuple[LesionSpec, list[str]]:
-    """Prompt → partial spec; structured fields override; then every unset field resolved.
+    """Prompt → partial spec; structured fields override; ``seed`` overrides both (default 0).
 
-    Returns the resolved spec and the words of the prompt that were not understood (only
+    Returns the merged (unresolved) spec and the prompt words that were not understood (only
     non-empty with ``lenient=True``; otherwise they raise :class:`PromptNotUnderstoodError`).
     """
     from_prompt, unknown = spec_from_prompt(prompt or "", lenient=lenient)
-    override = spec if isinstance(spec, LesionSpec) else LesionSpec.model_validate(dict(spec or {}))
+    try:
+        override = spec if isinstance(spec, LesionSpec) else LesionSpec.model_validate(dict(spec or {}))
+    except ValidationError as exc:
+        raise InvalidInputError(_validation_message(exc)) from None
     merged = merge_specs(from_prompt, override)
-    if seed is not None:
-        merged = merge_specs(merged, LesionSpec(seed=seed))
-    if merged.seed is None:
-        merged = merge_specs(merged, LesionSpec(seed=DEFAULT_SEED))
-    assert merged.seed is not None
-    return resolve_spec(merged, modality, np.random.default_rng(merged.seed)), unknown
+    chosen = seed if seed is not None else merged.seed
+    merged = merge_specs(merged, LesionSpec(seed=DEFAULT_SEED if chosen is None else chosen))
+    return merged, unknown
+
+
+def _validation_message(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err["loc"]) or "spec"
+    return f"invalid spec field {field}: {err['msg']}"
 
 
 def generate(
@@ -137,7 +140,12 @@ def generate(
     scan_map = _as_scans(scans, contrast)
     main = next(iter(scan_map.values()))
     modality = detect_modality(main.values(), main.raw.dtype)
-    resolved, unknown = resolve_request(prompt, spec, seed, modality, lenient)
+    merged, unknown = merge_request(prompt, spec, seed, lenient)
+    if merged.family == Family.LUNG_NODULE or (merged.family is None and modality == Modality.CT):
+        # A lung request on something that is not HU gets the specific reason (8-bit export...).
+        require_hounsfield(main.values(), main.raw.dtype)
+    assert merged.seed is not None
+    resolved = resolve_spec(merged, modality, np.random.default_rng(merged.seed))
     scan_map = _validate_contrasts(scan_map, modality)
     if labels is not None and tuple(labels.shape) != main.geometry.shape:
         raise InvalidInputError(
@@ -145,7 +153,6 @@ def generate(
         )
     _check_fov(resolved, main)
     if resolved.family == Family.LUNG_NODULE:
-        require_hounsfield(main.values(), main.raw.dtype)
         from longisynth.pipeline_lung import simulate_nodule_study
 
         study = simulate_nodule_study(scan_map, resolved, labels, clock.stage)

@@ -41,10 +41,13 @@ def assemble_timepoint(
     values: dict[str, NDArray[np.float32]],
     mask: NDArray[np.uint8],
     displacement_mm: NDArray[np.float32],
+    occupancy: NDArray[np.float32] | None = None,
 ) -> Timepoint:
     """Convert rendered crops back to the stored dtype and measure the lesion.
 
     Voxels that neither moved nor belong to the lesion keep the input's stored value exactly.
+    ``occupancy`` (lesion fraction per voxel) gives the partial-volume lesion volume; without it,
+    the mask volume is used.
     """
     geometry = next(iter(scans.values())).geometry
     crop_geom = geometry.crop(box)
@@ -57,15 +60,22 @@ def assemble_timepoint(
         out[keep] = raw_in[keep]
         crops[name] = out
     lesion = mask > 0
+    mask_volume = volume_mm3(lesion, crop_geom)
+    simulated = (
+        mask_volume
+        if occupancy is None
+        else float(occupancy.sum(dtype=np.float64)) * crop_geom.voxel_volume_mm3
+    )
     return Timepoint(
         index=index,
         days=float(days),
         crops=crops,
         mask=mask,
         displacement_mm=to_world(displacement_mm, geometry.axis_directions),
-        lesion_volume_mm3=round(volume_mm3(lesion, crop_geom), 4),
+        lesion_volume_mm3=round(mask_volume, 4),
         longest_diameter_mm=round(longest_diameter_mm(lesion, geometry.spacing_mm), 4),
         centroid_mm=tuple(round(v, 4) for v in centroid_world_mm(lesion, crop_geom)),  # type: ignore[arg-type]
+        simulated_volume_mm3=round(simulated, 4),
     )
 
 
@@ -119,9 +129,7 @@ def common_checks(
             ck.at_least("jacobian_determinant_min", float(jac.min()), 1e-6, hard=True, timepoint=tp.index)
         )
     if growing:
-        nested = all(
-            not np.any((a.mask > 0) & ~(b.mask > 0)) for a, b in itertools.pairwise(timepoints)
-        )
+        nested = all(not np.any((a.mask > 0) & ~(b.mask > 0)) for a, b in itertools.pairwise(timepoints))
         out.append(ck.is_true("masks_nested_over_time", nested, hard=True))
         vols = [tp.lesion_volume_mm3 for tp in timepoints]
         out.append(

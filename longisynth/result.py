@@ -33,6 +33,8 @@ class Timepoint:
             output voxel x shows the input tissue at world position x + d(x).
         lesion_volume_mm3, longest_diameter_mm: measured on ``mask > 0``.
         centroid_mm: lesion centre of mass, world RAS+ mm.
+        simulated_volume_mm3: volume of the simulated (continuous) lesion including partial-volume
+            fractions, mm³; more accurate than the mask for lesions of few voxels.
     """
 
     index: int
@@ -43,6 +45,7 @@ class Timepoint:
     lesion_volume_mm3: float
     longest_diameter_mm: float
     centroid_mm: tuple[float, float, float]
+    simulated_volume_mm3: float
 
 
 @dataclass(eq=False)

@@ -27,6 +27,7 @@ _N_SPHERE = 3000  # directions used to normalise the shape and measure its longe
 _SOFTMAX_P = 8.0  # exponent of the soft maximum that combines lobulation bumps
 # Largest enlargement of the analytic scale by the mask calibration (thin spicule tips are lost).
 _MAX_CORRECTION = 1.25
+_SUPERSAMPLE_BUDGET = 300_000  # sub-voxel radius evaluations per timepoint
 _DIAMETER_TOLERANCE = 0.05  # relative shortfall of the mask's longest diameter that triggers a correction
 _PARAMS = ("ellipsoid", "lobe_dirs", "lobe_kappa", "lobe_amp", "spike_dirs", "spike_kappa", "spike_len")
 _CHUNK = 65536  # voxels evaluated at once (bounds memory to a few tens of MB)
@@ -266,6 +267,29 @@ class _Field:
         for s in range(0, len(self.index), _CHUNK):
             self.r[s : s + _CHUNK], self.grad[s : s + _CHUNK] = shape.radius_and_gradient(u[s : s + _CHUNK])
         self.min_factor = 0.98 * shape.min_factor  # margin: the sampled minimum may miss the true one
+        self.nodule_shape = shape
+        self.offsets = offsets[self.index]
+
+    def _supersample_boundary(self, vals: NDArray[np.float32], scale_mm: float) -> NDArray[np.float32]:
+        """Replace the ramp by the fraction of n³ sub-voxel points inside, on boundary voxels.
+
+        The planar ramp over-estimates the volume of small convex lesions (≈ +3…5 % for a
+        lobulated 8 mm nodule at 1.4 mm voxels); sub-sampling removes that bias. n is 4, or 3 (or
+        the ramp is kept) when the boundary is so large that the bias is negligible anyway.
+        """
+        edge = np.flatnonzero((vals > 0) & (vals < 1))
+        n = 4 if edge.size * 64 <= _SUPERSAMPLE_BUDGET else 3 if edge.size * 27 <= _SUPERSAMPLE_BUDGET else 0
+        if n == 0 or edge.size == 0:
+            return vals
+        sub = (np.arange(n) + 0.5) / n - 0.5
+        grid = np.stack(np.meshgrid(sub, sub, sub, indexing="ij"), axis=-1).reshape(-1, 3) * self.spacing
+        pts = (self.offsets[edge][:, None, :] + grid[None, :, :]).reshape(-1, 3)
+        rho = np.linalg.norm(pts, axis=1)
+        u = pts / np.maximum(rho, 1e-9)[:, None]
+        inside = rho <= scale_mm * self.nodule_shape.radius_factor(u)
+        out = vals.copy()
+        out[edge] = inside.reshape(edge.size, -1).mean(axis=1).astype(np.float32)
+        return out
 
     def occupancy(self, scale_mm: float) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
         """Partial-volume occupancy at ``scale_mm`` and the exact inside set (centres in the surface).
@@ -288,7 +312,10 @@ class _Field:
         sd = np.minimum(f / norm, self.rho - scale_mm * self.min_factor)
         h = np.sqrt(((grad_f / norm[:, None]) ** 2) @ self.spacing**2)
         vals = np.clip(0.5 - sd / h, 0.0, 1.0).astype(np.float32)
-        # Rounding to float32 must not move a voxel across the 0.5 threshold.
+        vals = self._supersample_boundary(vals, scale_mm)
+        # The binary mask stays "voxel centre inside the surface": a supersampled fraction (or the
+        # rounding to float32) must not move a voxel across the 0.5 threshold.
+        vals[(f <= 0) & (vals < 0.5)] = np.float32(0.5)
         vals[(f > 0) & (vals >= 0.5)] = np.nextafter(np.float32(0.5), np.float32(0.0))
         occ[self.index] = vals
         inside[self.index] = f <= 0

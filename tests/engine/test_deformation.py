@@ -30,8 +30,9 @@ def test_jacobian_positive_and_support_compact(amplitude: float, influence: floa
     disp = backward_displacement(shape, spacing, push)
     jac = jacobian_determinant(disp, spacing)
     assert jac.min() > 0
-    grids = np.meshgrid(*[(np.arange(n) - c) * s for n, c, s in zip(shape, center, spacing, strict=True)],
-                        indexing="ij")
+    grids = np.meshgrid(
+        *[(np.arange(n) - c) * s for n, c, s in zip(shape, center, spacing, strict=True)], indexing="ij"
+    )
     r = np.sqrt(sum(g**2 for g in grids))
     assert np.all(disp[:, r >= influence] == 0)
 

@@ -18,7 +18,7 @@ from longisynth.result import Study
 from tests.conftest import shared_file
 
 PROMPT = (
-    "lobulated solid nodule in the right lower lobe, 8 mm at baseline, doubling time 150 days, "
+    "lobulated solid nodule in the right lower lobe, 12 mm at baseline, doubling time 300 days, "
     "scans at 0, 3, 6, 9 and 12 months"
 )
 
@@ -34,15 +34,20 @@ def study(phantom_scan) -> Study:  # type: ignore[no-untyped-def]
 
 
 def test_volumes_follow_exponential_law(study: Study) -> None:
-    vols = np.array([tp.lesion_volume_mm3 for tp in study.timepoints])
     days = np.array([tp.days for tp in study.timepoints])
-    expected = 2.0 ** ((days - days[-1]) / 150.0)  # V(t)/V(end) for VDT = 150 days
-    assert np.all(np.abs(vols / vols[-1] - expected) / expected < 0.05)
+    expected = 2.0 ** ((days - days[-1]) / 300.0)  # V(t)/V(end) for VDT = 300 days
+    simulated = np.array([tp.simulated_volume_mm3 for tp in study.timepoints])
+    assert np.all(np.abs(simulated / simulated[-1] - expected) / expected < 0.05)
+    # the binary masks too, where the lesion spans enough voxels (>= 100) to resolve 5 %
+    vols = np.array([tp.lesion_volume_mm3 for tp in study.timepoints])
+    big = vols / study.geometry.voxel_volume_mm3 >= 100
+    assert big.all()
+    assert np.all((np.abs(vols / vols[-1] - expected) / expected)[big] < 0.05)
 
 
 def test_final_diameter_within_ten_percent(study: Study) -> None:
     final = study.spec.diameter_mm
-    assert final == pytest.approx(8 * 2 ** (365.25 / 150 / 3), rel=1e-3)
+    assert final == pytest.approx(12 * 2 ** (365.25 / 300 / 3), rel=1e-3)
     assert abs(study.timepoints[-1].longest_diameter_mm - final) / final < 0.10
 
 
