@@ -17,6 +17,7 @@ from longisynth.result import Study
 from longisynth.spec import Family
 
 LUNG_WINDOW_HU = (-1350.0, 150.0)  # window 1500 / level -600, the usual lung window
+PREVIEW_ORDER = ["ct", "flair", "t1c", "t2", "t1"]  # most informative contrasts for gliomas first
 MASK_COLOURS = {1: "#ff3b30", 2: "#ffcc00", 3: "#34c759"}
 
 
@@ -47,7 +48,9 @@ def render_preview(study: Study, contrasts: int = 2) -> bytes:
     g = study.geometry.crop(view)
     ornt = nib.orientations.io_orientation(g.affine)
     spacing_ras = np.asarray(g.spacing_mm)[ornt[:, 0].argsort()]
-    names = study.contrasts[:contrasts]
+    names = sorted(study.contrasts, key=lambda c: PREVIEW_ORDER.index(c) if c in PREVIEW_ORDER else 9)[
+        :contrasts
+    ]
     n_t = len(study.timepoints)
     last_mask = _ras(_crop_of(study, view, -1, None), g.affine)
     z = int(np.argmax((last_mask > 0).sum(axis=(0, 1)))) if last_mask.any() else last_mask.shape[2] // 2
