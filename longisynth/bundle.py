@@ -46,7 +46,7 @@ LABEL_NAMES = {
 }
 
 
-def _pasted_chunks(base: NDArray[np.generic], crop: NDArray[np.generic], box: Box) -> Iterator[bytes]:
+def _pasted_chunks(base: NDArray[Any], crop: NDArray[Any], box: Box) -> Iterator[bytes]:
     """Fortran-order bytes of ``base`` with ``crop`` pasted at ``box``, one k-slab at a time."""
     k0, k1 = box.start[2], box.stop[2]
     for k in range(0, base.shape[2], SLAB):
@@ -79,9 +79,7 @@ def _entries(study: Study, displacement: bool) -> list[tuple[str, Callable[[], b
     return jobs
 
 
-def _job(
-    header: bytes, base: NDArray[np.generic], crop: NDArray[np.generic], box: Box
-) -> Callable[[], bytes]:
+def _job(header: bytes, base: NDArray[Any], crop: NDArray[Any], box: Box) -> Callable[[], bytes]:
     return lambda: gzip_chunks(itertools.chain([header], _pasted_chunks(base, crop, box)))
 
 

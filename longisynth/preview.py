@@ -7,6 +7,8 @@ import io
 import matplotlib
 
 matplotlib.use("Agg")
+from typing import Any
+
 import matplotlib.pyplot as plt
 import nibabel as nib
 import numpy as np
@@ -32,12 +34,12 @@ def _view_box(study: Study) -> Box:
     return Box(tuple(int(v) for v in lo), tuple(int(v) for v in hi))  # type: ignore[arg-type]
 
 
-def _ras(array: NDArray[np.generic], affine: NDArray[np.float64]) -> NDArray[np.generic]:
+def _ras(array: NDArray[Any], affine: NDArray[np.float64]) -> NDArray[Any]:
     ornt = nib.orientations.io_orientation(affine)
     return nib.orientations.apply_orientation(array, ornt)
 
 
-def _axial(volume_ras: NDArray[np.generic], z: int) -> NDArray[np.generic]:
+def _axial(volume_ras: NDArray[Any], z: int) -> NDArray[Any]:
     # Radiological convention: patient's right on the viewer's left, anterior up.
     return np.asarray(volume_ras[::-1, :, z]).T
 
@@ -120,7 +122,7 @@ def render_preview(study: Study, contrasts: int = 2) -> bytes:
     return buf.getvalue()
 
 
-def _crop_of(study: Study, view: Box, index: int, contrast: str | None) -> NDArray[np.generic]:
+def _crop_of(study: Study, view: Box, index: int, contrast: str | None) -> NDArray[Any]:
     """Timepoint ``index`` image (``contrast``) or mask (None) within the view box."""
     tp = study.timepoints[index]
     if contrast is None:

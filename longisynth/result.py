@@ -39,7 +39,7 @@ class Timepoint:
 
     index: int
     days: float
-    crops: dict[str, NDArray[np.generic]]
+    crops: dict[str, NDArray[Any]]
     mask: NDArray[np.uint8]
     displacement_mm: NDArray[np.float32]
     lesion_volume_mm3: float
@@ -71,7 +71,7 @@ class Study:
     def contrasts(self) -> list[str]:
         return list(self.scans)
 
-    def image(self, index: int, contrast: str | None = None) -> NDArray[np.generic]:
+    def image(self, index: int, contrast: str | None = None) -> NDArray[Any]:
         """Full stored-dtype volume of timepoint ``index`` (a new array)."""
         name = contrast or self.contrasts[0]
         out = self.scans[name].raw.copy()

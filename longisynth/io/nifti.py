@@ -15,6 +15,7 @@ import itertools
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -87,10 +88,11 @@ def scan_from_nifti_bytes(data: bytes, name: str, max_voxels: int | None = None)
             f"{name!r} has {int(np.prod(shape)):,} voxels, more than the limit of {max_voxels:,}"
         )
     try:
-        raw = np.asanyarray(img.dataobj.get_unscaled()).reshape(shape)
+        proxy: Any = img.dataobj
+        raw = np.asanyarray(proxy.get_unscaled()).reshape(shape)
     except (OSError, EOFError, ValueError, zlib.error) as exc:
         raise InvalidInputError(f"{name!r} is truncated or corrupt: {_one_line(exc)}") from None
-    slope, inter = img.dataobj.slope, img.dataobj.inter
+    slope, inter = proxy.slope, proxy.inter
     slope = 1.0 if slope is None or not np.isfinite(slope) or slope == 0 else float(slope)
     inter = 0.0 if inter is None or not np.isfinite(inter) else float(inter)
     if raw.dtype.kind not in "iuf" or raw.dtype.itemsize > 8:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,7 +30,7 @@ class Scan:
         xyzt_units: NIfTI units code to echo on write (mm + s when unknown).
     """
 
-    raw: NDArray[np.generic]
+    raw: NDArray[Any]
     geometry: Geometry
     slope: float = 1.0
     inter: float = 0.0
@@ -40,7 +41,7 @@ class Scan:
     @classmethod
     def from_array(
         cls,
-        raw: NDArray[np.generic],
+        raw: NDArray[Any],
         affine: NDArray[np.float64],
         name: str = "scan.nii.gz",
         slope: float = 1.0,
@@ -55,7 +56,7 @@ class Scan:
     def is_identity_scaled(self) -> bool:
         return self.slope == 1.0 and self.inter == 0.0
 
-    def values(self) -> NDArray[np.generic]:
+    def values(self) -> NDArray[Any]:
         """Whole image in physical units; no copy when the scaling is the identity."""
         if self.is_identity_scaled:
             return self.raw
@@ -70,7 +71,7 @@ class Scan:
             crop = crop * np.float32(self.slope) + np.float32(self.inter)
         return crop
 
-    def to_raw(self, values: NDArray[np.floating]) -> NDArray[np.generic]:
+    def to_raw(self, values: NDArray[np.floating]) -> NDArray[Any]:
         """Convert physical values back to the stored dtype (rounded and clipped for integers)."""
         out = (np.asarray(values, dtype=np.float64) - self.inter) / self.slope
         dtype = self.raw.dtype

@@ -179,3 +179,20 @@ def test_windowed_8bit_export_is_refused(chest_crop) -> None:  # type: ignore[no
     scan = longisynth.io.Scan.from_array(windowed, chest_crop.geometry.affine)
     with pytest.raises(InvalidInputError, match=r"Hounsfield|HU"):
         longisynth.generate(scan, "solid nodule 8 mm", {"family": "lung_nodule"})
+
+
+def test_abdominal_ct_with_lung_bases_ras_int32(tmp_path: Path) -> None:
+    """RAS, int32, 3 mm CT whose top holds only the lung bases: the nodule lands in a lung base."""
+    scan = read_scan(shared_file("totalseg_example_ct.nii.gz"))
+    assert scan.raw.dtype == np.int32
+    study = longisynth.generate(scan, "solid nodule 10 mm in the lower lobe, 3 timepoints over 6 months", seed=1)
+    assert all(c.passed for c in study.checks if c.hard)
+    path = longisynth.write_bundle(study, tmp_path / "b.zip", preview=False)
+    img = read_bundle_image(path, "timepoint_02/ct.nii.gz")
+    assert img.get_data_dtype() == np.int32
+    assert nib.aff2axcodes(img.affine) == ("R", "A", "S")
+    lesion = np.asarray(read_bundle_image(path, "timepoint_02/mask.nii.gz").dataobj) > 0
+    assert np.mean(scan.raw[lesion] < -300) > 0.7
+    # lung bases are at the top of this volume (superior slices)
+    k = np.argwhere(lesion)[:, 2]
+    assert k.min() > scan.geometry.shape[2] * 0.6
