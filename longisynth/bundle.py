@@ -202,6 +202,9 @@ def write_bundle(
             }
             meta = build_metadata(study, files, timings)
             _add(zf, "metadata.json", json.dumps(meta, indent=2).encode())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the bundle the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
