@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
 def _progress(quiet: bool) -> tuple[Callable[[str, float], None], Callable[[], None]]:
     if quiet:
         return (lambda s, f: None), (lambda: None)
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     bar = Progress(
@@ -70,6 +71,7 @@ def _progress(quiet: bool) -> tuple[Callable[[str, float], None], Callable[[], N
         TimeElapsedColumn(),
         transient=True,
         redirect_stdout=False,
+        console=Console(stderr=True),
     )
     bar.start()
     task = bar.add_task("start", total=1.0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import itertools
+import logging
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -30,6 +31,11 @@ GZIP_LEVEL = 1  # same as nibabel's default for .nii.gz; ISA-L level 1 is ≈ 3-
 
 
 def _load_image(data: bytes, name: str) -> nib.Nifti1Image:
+    # nibabel logs its header repairs ("sizeof_hdr should be 348...") to stderr; our error message
+    # says what matters in one line, so silence that logger while parsing.
+    log = logging.getLogger("nibabel.global")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
     try:
         if data[:2] == b"\x1f\x8b":
             data = igzip.decompress(data)
@@ -43,6 +49,8 @@ def _load_image(data: bytes, name: str) -> nib.Nifti1Image:
         nib.spatialimages.HeaderDataError,
     ) as exc:
         raise InvalidInputError(f"could not read {name!r} as NIfTI: {_one_line(exc)}") from None
+    finally:
+        log.setLevel(level)
 
 
 def _one_line(exc: BaseException) -> str:
