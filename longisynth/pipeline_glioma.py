@@ -113,8 +113,15 @@ def simulate_glioma_study(
             background = warp(crops[c], disp, spacing)
             # Texture (tissue heterogeneity) is the same at every timepoint; acquisition noise is not.
             images[c] = render_glioma(
-                background, c, labels, conc, stats[c], noises[c], spacing,
-                np.random.default_rng([render_seed, i]), grade=spec.grade.value,
+                background,
+                c,
+                labels,
+                conc,
+                stats[c],
+                noises[c],
+                spacing,
+                np.random.default_rng([render_seed, i]),
+                grade=spec.grade.value,
                 texture_rng=np.random.default_rng(render_seed),
             )
         timepoints.append(

@@ -36,7 +36,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from longisynth._prompt_rules import MAX_TIMEPOINTS, RULES, regular_times
+from longisynth._prompt_rules import RULES
+from longisynth._prompt_units import MAX_TIMEPOINTS, regular_times
 from longisynth.errors import InvalidInputError, PromptNotUnderstoodError
 from longisynth.spec import DEFAULT_N_TIMEPOINTS, LesionSpec
 

@@ -123,7 +123,7 @@ def _resample(
 
 
 @lru_cache(maxsize=2)
-def _tissue_stack(spacing_mm: float) -> NDArray[np.float32]:
+def tissue_stack(spacing_mm: float) -> NDArray[np.float32]:
     """Fractions of the 7 tissues of ``_TISSUES`` on the phantom grid, shape (7, *grid); sum ≤ 1.
 
     Read-only (cached); callers copy before modifying.
@@ -174,7 +174,7 @@ def brain_phantom_tissues(spacing_mm: float = 1.0) -> dict[str, NDArray[np.float
         ``{"csf", "gm", "wm"}`` → float32 arrays in [0, 1] whose sum is ≤ 1; zero outside the
         brain hull (skull, scalp and air are none of the three).
     """
-    stack = _tissue_stack(float(spacing_mm))
+    stack = tissue_stack(float(spacing_mm))
     return {"csf": stack[0].copy(), "gm": stack[1].copy(), "wm": stack[2].copy()}
 
 
@@ -228,7 +228,7 @@ def make_brain_phantom(
     if unknown:
         raise ValueError(f"unknown contrast(s) {unknown}; choose from {list(CONTRASTS)}")
     affine, shape = mni_template_affine(float(spacing_mm))
-    stack = _tissue_stack(float(spacing_mm))
+    stack = tissue_stack(float(spacing_mm))
     texture = _texture(shape, np.random.default_rng([seed, 0]), float(spacing_mm))
     images: dict[str, NDArray[np.int16]] = {}
     for name in contrasts:
@@ -260,7 +260,7 @@ def brain_phantom_clean(
         with_head: include the synthetic skull and scalp (for scans with skull); ``False`` keeps
             only the brain and its CSF (for skull-stripped scans).
     """
-    stack = _tissue_stack(float(spacing_mm))
+    stack = tissue_stack(float(spacing_mm))
     means = _MEANS[contrast]
     n = len(_TISSUES) if with_head else 3
     out = np.zeros(stack.shape[1:], dtype=np.float32)
