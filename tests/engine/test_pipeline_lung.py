@@ -185,7 +185,9 @@ def test_abdominal_ct_with_lung_bases_ras_int32(tmp_path: Path) -> None:
     """RAS, int32, 3 mm CT whose top holds only the lung bases: the nodule lands in a lung base."""
     scan = read_scan(shared_file("totalseg_example_ct.nii.gz"))
     assert scan.raw.dtype == np.int32
-    study = longisynth.generate(scan, "solid nodule 10 mm in the lower lobe, 3 timepoints over 6 months", seed=1)
+    study = longisynth.generate(
+        scan, "solid nodule 10 mm in the lower lobe, 3 timepoints over 6 months", seed=1
+    )
     assert all(c.passed for c in study.checks if c.hard)
     path = longisynth.write_bundle(study, tmp_path / "b.zip", preview=False)
     img = read_bundle_image(path, "timepoint_02/ct.nii.gz")
