@@ -92,18 +92,19 @@ def merge_request(
     from_prompt, unknown = spec_from_prompt(prompt or "", lenient=lenient)
     try:
         override = spec if isinstance(spec, LesionSpec) else LesionSpec.model_validate(dict(spec or {}))
+        merged = merge_specs(from_prompt, override)
+        chosen = seed if seed is not None else merged.seed
+        merged = merge_specs(merged, LesionSpec(seed=DEFAULT_SEED if chosen is None else chosen))
     except ValidationError as exc:
         raise InvalidInputError(_validation_message(exc)) from None
-    merged = merge_specs(from_prompt, override)
-    chosen = seed if seed is not None else merged.seed
-    merged = merge_specs(merged, LesionSpec(seed=DEFAULT_SEED if chosen is None else chosen))
     return merged, unknown
 
 
 def _validation_message(exc: ValidationError) -> str:
     err = exc.errors()[0]
-    field = ".".join(str(p) for p in err["loc"]) or "spec"
-    return f"invalid spec field {field}: {err['msg']}"
+    field = ".".join(str(p) for p in err["loc"])
+    where = f"invalid spec field {field}" if field else "invalid spec"
+    return f"{where}: {err['msg'].removeprefix('Value error, ')}"
 
 
 def generate(

@@ -198,3 +198,17 @@ def test_abdominal_ct_with_lung_bases_ras_int32(tmp_path: Path) -> None:
     # lung bases are at the top of this volume (superior slices)
     k = np.argwhere(lesion)[:, 2]
     assert k.min() > scan.geometry.shape[2] * 0.6
+
+
+@pytest.mark.parametrize(
+    ("prompt", "spec", "seed", "message"),
+    [
+        ("high-grade glioma", {"nodule_type": "solid"}, None, "nodule_type applies to lung nodules"),
+        ("", {"diameter_mm": -3}, None, "diameter_mm"),
+        ("", None, -1, "seed"),
+        ("", {"colour": "red"}, None, "colour"),
+    ],
+)
+def test_structured_overrides_are_validated(phantom_scan, prompt, spec, seed, message) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidInputError, match=message):
+        longisynth.generate(phantom_scan, prompt, spec, seed=seed)
