@@ -102,16 +102,13 @@ def common_checks(
     out: list[ck.Check] = []
     for tp, disp in zip(timepoints, displacement_fields_mm, strict=True):
         lesion = tp.mask > 0
-        n = max(int(lesion.sum()), 1)
+        n = int(lesion.sum())
+        # An empty mask (a lesion smaller than a voxel at this timepoint) is trivially inside.
+        inside = float((lesion & allowed).sum()) / n if n else 1.0
         out.append(
-            ck.at_least(
-                "lesion_in_allowed_region_fraction",
-                float((lesion & allowed).sum()) / n,
-                0.99,
-                hard=True,
-                timepoint=tp.index,
-            )
+            ck.at_least("lesion_in_allowed_region_fraction", inside, 0.99, hard=True, timepoint=tp.index)
         )
+        out.append(ck.at_least("lesion_voxels", n, 1, hard=False, timepoint=tp.index))
         changed = np.zeros(lesion.shape, dtype=bool)
         for name, scan in scans.items():
             changed |= tp.crops[name] != scan.raw[box.slices]

@@ -83,7 +83,9 @@ def simulate_nodule_study(
     if loc.juxtapleural:
         lo, hi = 0.4 * r_max_mm, 0.8 * r_max_mm + coarse_step
     else:
-        lo, hi = r_max_mm + 1.5 + 0.5 * coarse_step, None
+        # clearance: the lesion, 1.5 mm of lung, half a coarse voxel of mask uncertainty and one
+        # input voxel of partial-volume edge
+        lo, hi = r_max_mm + 1.5 + 0.5 * coarse_step + max(spacing), None
     center = choose_center(
         anatomy.lungs,
         region,
