@@ -84,8 +84,8 @@ def simulate_nodule_study(
         lo, hi = 0.4 * r_max_mm, 0.8 * r_max_mm + coarse_step
     else:
         # clearance: the lesion, 1.5 mm of lung, half a coarse voxel of mask uncertainty and one
-        # input voxel of partial-volume edge
-        lo, hi = r_max_mm + 1.5 + 0.5 * coarse_step + max(spacing), None
+        # half input voxel of partial-volume edge
+        lo, hi = r_max_mm + 1.5 + 0.5 * coarse_step + 0.5 * max(spacing), None
     center = choose_center(
         anatomy.lungs,
         region,

@@ -186,7 +186,7 @@ def test_abdominal_ct_with_lung_bases_ras_int32(tmp_path: Path) -> None:
     scan = read_scan(shared_file("totalseg_example_ct.nii.gz"))
     assert scan.raw.dtype == np.int32
     study = longisynth.generate(
-        scan, "solid nodule 10 mm in the lower lobe, 3 timepoints over 6 months", seed=1
+        scan, "solid nodule 6 mm in the lower lobe, 3 timepoints over 6 months", seed=1
     )
     assert all(c.passed for c in study.checks if c.hard)
     path = longisynth.write_bundle(study, tmp_path / "b.zip", preview=False)
