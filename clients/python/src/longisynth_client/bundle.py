@@ -1,0 +1,216 @@
+"""A result bundle: the zip returned by ``/generate``, ``/generate/demo`` and ``/jobs/{id}/result``.
+
+Layout (written by the engine): ``metadata.json``, ``timepoint_NN/<contrast>.nii.gz``,
+``timepoint_NN/mask.nii.gz``, ``timepoint_NN/displacement.nii.gz`` and ``preview.png``.
+Reading images as arrays needs the ``numpy`` extra (``pip install 'longisynth-client[numpy]'``);
+everything else (metadata, :meth:`Bundle.save`, :meth:`Bundle.to_nnunet`) does not.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import zipfile
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from longisynth_client._nnunet import write_nnunet
+
+__all__ = ["Bundle", "Timepoint"]
+
+NON_IMAGE_FILES = frozenset({"mask.nii.gz", "displacement.nii.gz"})
+NIFTI1_HEADER_BYTES = 348
+
+
+@dataclass(frozen=True)
+class Timepoint:
+    """One scan of the simulated series (``metadata.json`` → ``timepoints[i]``)."""
+
+    index: int
+    days: float
+    files: tuple[str, ...]
+    lesion_volume_mm3: float | None
+    longest_diameter_mm: float | None
+    centroid_mm: tuple[float, ...] | None
+
+
+def _numpy_nibabel() -> tuple[Any, Any]:
+    try:
+        import nibabel
+        import numpy
+    except ImportError as exc:
+        raise ImportError(
+            "reading bundle images as arrays needs numpy and nibabel: pip install 'longisynth-client[numpy]'"
+        ) from exc
+    return numpy, nibabel
+
+
+def unsafe_member(name: str) -> bool:
+    """A zip member name that would escape the target folder (absolute, drive, or ``..``)."""
+    norm = name.replace("\\", "/")
+    if norm.startswith("/") or (len(norm) > 1 and norm[1] == ":"):
+        return True
+    return any(part == ".." for part in norm.split("/"))
+
+
+class Bundle:
+    """A bundle held in memory.
+
+    Args:
+        data: the zip bytes.
+        filename: the name the server gave it (``Content-Disposition``).
+    """
+
+    def __init__(self, data: bytes, filename: str = "longisynth-bundle.zip") -> None:
+        self.bytes = bytes(data)
+        self.filename = filename
+        try:
+            self._zip = zipfile.ZipFile(io.BytesIO(self.bytes))
+        except zipfile.BadZipFile as exc:
+            raise ValueError(f"not a bundle: the response body is not a zip ({len(data)} bytes)") from exc
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike[str]) -> Bundle:
+        """Open a bundle saved as a zip file."""
+        p = Path(path)
+        return cls(p.read_bytes(), filename=p.name)
+
+    def __repr__(self) -> str:
+        return f"Bundle({self.filename!r}, {len(self.bytes)} bytes, {len(self.timepoints)} timepoints)"
+
+    @property
+    def names(self) -> list[str]:
+        """Member names of the zip."""
+        return self._zip.namelist()
+
+    def read(self, member: str) -> bytes:
+        """Raw bytes of one member (e.g. ``"preview.png"``)."""
+        return self._zip.read(member)
+
+    @cached_property
+    def metadata(self) -> dict[str, Any]:
+        """``metadata.json`` (resolved spec, seed, input summary, labels, timepoints, checks...)."""
+        meta = json.loads(self._zip.read("metadata.json"))
+        if not isinstance(meta, dict):
+            raise ValueError("metadata.json is not a JSON object")
+        return meta
+
+    @cached_property
+    def timepoints(self) -> list[Timepoint]:
+        """The timepoints, in order."""
+        out = []
+        for tp in self.metadata.get("timepoints", []):
+            centroid = tp.get("centroid_mm")
+            out.append(
+                Timepoint(
+                    index=int(tp["index"]),
+                    days=float(tp.get("days", 0.0)),
+                    files=tuple(tp.get("files", [])),
+                    lesion_volume_mm3=tp.get("lesion_volume_mm3"),
+                    longest_diameter_mm=tp.get("longest_diameter_mm"),
+                    centroid_mm=tuple(float(c) for c in centroid) if centroid is not None else None,
+                )
+            )
+        return out
+
+    @cached_property
+    def contrasts(self) -> list[str]:
+        """Image contrasts (``ct``, or ``t1``/``t1c``/``t2``/``flair``), in input order."""
+        from_input = [
+            f["contrast"] for f in self.metadata.get("input", {}).get("files", []) if "contrast" in f
+        ]
+        if from_input:
+            return from_input
+        names = {
+            PurePosixPath(n).name.removesuffix(".nii.gz")
+            for n in self.names
+            if n.startswith("timepoint_")
+            and n.endswith(".nii.gz")
+            and PurePosixPath(n).name not in NON_IMAGE_FILES
+        }
+        return sorted(names)
+
+    @cached_property
+    def labels(self) -> dict[str, int]:
+        """Label name → value of the masks (``metadata.json`` → ``labels``), background 0."""
+        raw = self.metadata.get("labels") or {"0": "background", "1": "lesion"}
+        out = {str(name): int(value) for value, name in raw.items()}
+        out.pop("background", None)
+        return {"background": 0, **dict(sorted(out.items(), key=lambda kv: kv[1]))}
+
+    def member(self, index: int, name: str) -> str:
+        """Zip path of ``timepoint_NN/<name>.nii.gz`` (checked to exist)."""
+        path = f"timepoint_{index:02d}/{name}.nii.gz"
+        if path not in self._zip.NameToInfo:
+            raise KeyError(f"{path} not in bundle (contrasts: {', '.join(self.contrasts)})")
+        return path
+
+    def nifti(self, member: str) -> Any:
+        """One image as a ``nibabel.Nifti1Image`` (needs the ``numpy`` extra)."""
+        _, nib = _numpy_nibabel()
+        return nib.Nifti1Image.from_bytes(gzip.decompress(self._zip.read(member)))
+
+    def image(self, index: int, contrast: str | None = None) -> Any:
+        """The image of timepoint ``index`` as a numpy array (scaled values; first contrast by default)."""
+        np, _ = _numpy_nibabel()
+        img = self.nifti(self.member(index, contrast or self.contrasts[0]))
+        return np.asanyarray(img.dataobj)
+
+    def mask(self, index: int) -> Any:
+        """The lesion label map of timepoint ``index`` as a uint8 numpy array."""
+        np, _ = _numpy_nibabel()
+        return np.asanyarray(self.nifti(self.member(index, "mask")).dataobj).astype(np.uint8, copy=False)
+
+    @cached_property
+    def affine(self) -> Any:
+        """The 4×4 voxel → RAS+ mm affine shared by every image (numpy array)."""
+        _, nib = _numpy_nibabel()
+        member = self.member(self.timepoints[0].index if self.timepoints else 0, self.contrasts[0])
+        with self._zip.open(member) as raw, gzip.GzipFile(fileobj=raw) as gz:
+            header = nib.Nifti1Header.from_fileobj(io.BytesIO(gz.read(NIFTI1_HEADER_BYTES)))
+        return header.get_best_affine()
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Extract every file into ``directory`` (created); return it.
+
+        Raises:
+            ValueError: a member has an absolute path or ``..`` (zip-slip); nothing is written.
+        """
+        bad = [n for n in self.names if unsafe_member(n)]
+        if bad:
+            raise ValueError(f"refusing to extract unsafe zip member(s): {', '.join(bad)}")
+        root = Path(directory)
+        root.mkdir(parents=True, exist_ok=True)
+        resolved = root.resolve()
+        for info in self._zip.infolist():
+            target = (root / info.filename).resolve()
+            if not target.is_relative_to(resolved):  # symlinked folders inside root
+                raise ValueError(f"refusing to extract {info.filename}: outside {root}")
+            if info.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(self._zip.read(info))
+        return root
+
+    def to_nnunet(self, dataset_dir: str | os.PathLike[str], case_prefix: str = "case") -> Path:
+        """Add the timepoints to an nnU-Net v2 dataset folder (``DatasetXXX_Name``); return it.
+
+        Writes ``imagesTr/<case_prefix>_<NNN>_<CCCC>.nii.gz`` (one channel per contrast),
+        ``labelsTr/<case_prefix>_<NNN>.nii.gz`` and ``dataset.json`` (``channel_names``, ``labels``,
+        ``numTraining`` recounted from ``labelsTr``, ``file_ending``). An existing ``dataset.json``
+        is merged; its channels and labels must match this bundle's. Files are copied as they are
+        (no numpy needed).
+        """
+        images: dict[str, bytes] = {}
+        labels: dict[str, bytes] = {}
+        for tp in self.timepoints:
+            case = f"{case_prefix}_{tp.index:03d}"
+            for channel, contrast in enumerate(self.contrasts):
+                images[f"{case}_{channel:04d}.nii.gz"] = self._zip.read(self.member(tp.index, contrast))
+            labels[f"{case}.nii.gz"] = self._zip.read(self.member(tp.index, "mask"))
+        return write_nnunet(Path(dataset_dir), self.contrasts, self.labels, images, labels)
