@@ -140,3 +140,15 @@ def common_checks(
     err = abs(final - requested_final_diameter_mm) / requested_final_diameter_mm
     out.append(ck.at_most("final_diameter_relative_error", err, 0.10, hard=False))
     return out
+
+
+def ball_mask(
+    shape: tuple[int, int, int],
+    spacing: tuple[float, float, float],
+    center_vox: NDArray[np.float64],
+    radius_mm: float,
+) -> NDArray[np.bool_]:
+    """Crop mask of the ball of ``radius_mm`` around ``center_vox`` (crop voxel coordinates)."""
+    grids = np.ogrid[: shape[0], : shape[1], : shape[2]]
+    r2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grids, center_vox, spacing, strict=True))
+    return np.asarray(r2 <= radius_mm**2)

@@ -15,8 +15,7 @@ from longisynth.deformation import backward_displacement, push_for_lesion, warp
 from longisynth.growth.glioma import simulate_glioma
 from longisynth.io.scan import Scan
 from longisynth.measure import equivalent_radius_mm
-from longisynth.pipeline_common import assemble_timepoint, common_checks, crop_box, streams
-from longisynth.pipeline_lung import _zone
+from longisynth.pipeline_common import assemble_timepoint, ball_mask, common_checks, crop_box, streams
 from longisynth.placement import choose_center, explicit_point_world
 from longisynth.result import Study
 from longisynth.spec import LesionSpec
@@ -130,7 +129,7 @@ def simulate_glioma_study(
         fields.append(disp)
         stage("appearance", 0.6 + 0.3 * (i + 1) / len(spec.timepoints_days))
 
-    zone = _zone(box.shape, spacing, center_vox, influence_mm)
+    zone = ball_mask(box.shape, spacing, center_vox, influence_mm)
     zone |= np.any([c > RENDER_THRESHOLD for c in growth.concentration], axis=0)
     zone |= np.any([lab > 0 for lab in growth.labels], axis=0)
     checks = common_checks(

@@ -18,7 +18,7 @@ from longisynth.growth.laws import diameter_schedule, fit_doubling_time
 from longisynth.growth.nodule import grow_nodule, sample_nodule_shape, solid_fraction_for
 from longisynth.io.scan import Scan
 from longisynth.measure import equivalent_radius_mm
-from longisynth.pipeline_common import assemble_timepoint, common_checks, crop_box, streams
+from longisynth.pipeline_common import assemble_timepoint, ball_mask, common_checks, crop_box, streams
 from longisynth.placement import choose_center, explicit_point_world
 from longisynth.result import Study
 from longisynth.spec import GrowthLaw, LesionSpec
@@ -147,7 +147,7 @@ def simulate_nodule_study(
         fields.append(disp)
         stage("appearance", 0.6 + 0.3 * (i + 1) / len(spec.timepoints_days))
 
-    zone = _zone(box.shape, spacing, center_vox, influence_mm) | np.any(
+    zone = ball_mask(box.shape, spacing, center_vox, influence_mm) | np.any(
         [tp.mask > 0 for tp in timepoints], axis=0
     )
     zone |= np.any([o > 0 for o in growth.occupancy], axis=0)
@@ -189,17 +189,6 @@ def simulate_nodule_study(
             "requested_diameters_mm": [round(d, 4) for d in diameters],
         },
     )
-
-
-def _zone(
-    shape: tuple[int, int, int],
-    spacing: tuple[float, float, float],
-    center_vox: NDArray[np.float64],
-    radius_mm: float,
-) -> NDArray[np.bool_]:
-    grids = np.ogrid[: shape[0], : shape[1], : shape[2]]
-    r2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grids, center_vox, spacing, strict=True))
-    return np.asarray(r2 <= radius_mm**2)
 
 
 def _describe(spec: LesionSpec) -> str:
