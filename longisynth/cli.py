@@ -53,6 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--kind", choices=("lung", "glioma"), default="lung")
     common(d)
 
+    s = sub.add_parser("serve", help="start the HTTP service (BentoML) on this machine")
+    s.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=3000)
+
     i = sub.add_parser("inspect", help="summarise a bundle")
     i.add_argument("bundle", type=Path)
     i.add_argument("--json", action="store_true", help="print metadata.json")
@@ -176,8 +180,42 @@ def _inspect(path: Path, as_json: bool) -> int:
     return EXIT_OK
 
 
+def _serve(host: str, port: int) -> int:
+    """Run ``bentoml serve service.service:Longisynth`` from the project folder (the service
+    package sits next to the engine package); limits and keys come from LONGISYNTH_* variables."""
+    import shutil
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    bentoml = shutil.which("bentoml") or str(Path(sys.executable).with_name("bentoml"))
+    if not (root / "service" / "service.py").exists() or not Path(bentoml).exists():
+        print(
+            "longisynth: error: the service needs the project checkout and BentoML "
+            "(pip install -e '.[serve]')",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    cmd = [
+        bentoml,
+        "serve",
+        "service.service:Longisynth",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--working-dir",
+        str(root),
+    ]
+    try:
+        return subprocess.call(cmd, cwd=root)
+    except KeyboardInterrupt:
+        return 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args.host, args.port)
     if args.command == "inspect":
         try:
             return _inspect(args.bundle, args.json)

@@ -1,0 +1,1 @@
+"""HTTP service for longisynth (BentoML). Adapts HTTP ↔ engine; no simulation logic here."""

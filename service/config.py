@@ -1,0 +1,53 @@
+"""Service limits and keys, read once from the environment at start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Limits of one server process.
+
+    Attributes:
+        max_upload_bytes: largest request body accepted (bytes); larger gets 413.
+        max_voxels: largest scan accepted (voxels); larger gets 413.
+        max_timepoints: most timepoints per study; more gets 422.
+        max_concurrency: studies simulated at once (each holds a scan in memory).
+        max_queue: studies allowed to wait for a free slot; beyond that, 429 with Retry-After.
+        api_keys: accepted keys; empty means no authentication.
+        job_ttl_s: how long a finished job's result is kept, seconds.
+    """
+
+    max_upload_bytes: int = 1 << 30
+    max_voxels: int = 256 * 1024 * 1024
+    max_timepoints: int = 12
+    max_concurrency: int = 2
+    max_queue: int = 8
+    api_keys: tuple[str, ...] = ()
+    job_ttl_s: float = 3600.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def num(name: str, default: int) -> int:
+            raw = env.get(name, "").strip()
+            if not raw:
+                return default
+            value = int(raw)
+            if value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {raw!r}")
+            return value
+
+        keys = tuple(k.strip() for k in env.get("LONGISYNTH_API_KEYS", "").split(",") if k.strip())
+        return cls(
+            max_upload_bytes=num("LONGISYNTH_MAX_UPLOAD_BYTES", cls.max_upload_bytes),
+            max_voxels=num("LONGISYNTH_MAX_VOXELS", cls.max_voxels),
+            max_timepoints=num("LONGISYNTH_MAX_TIMEPOINTS", cls.max_timepoints),
+            max_concurrency=num("LONGISYNTH_MAX_CONCURRENCY", cls.max_concurrency),
+            max_queue=num("LONGISYNTH_MAX_QUEUE", cls.max_queue),
+            api_keys=keys,
+        )

@@ -1,0 +1,56 @@
+"""Prometheus metrics of the HTTP layer (served by BentoML's own ``/metrics``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Metrics:
+    """Request count/latency by endpoint and status, bytes in/out, lesions by family, queue depth.
+
+    Created through ``bentoml.metrics`` so they live in BentoML's multiprocess registry and
+    appear on its ``/metrics`` endpoint; falls back to no-ops outside a BentoML server.
+    """
+
+    def __init__(self, queue_depth: Any = None) -> None:
+        try:
+            import bentoml
+
+            m = bentoml.metrics
+            self._requests = m.Counter("longisynth_requests", "HTTP requests", ["endpoint", "status"])
+            self._latency = m.Histogram(
+                "longisynth_request_duration_seconds",
+                "Request latency (s)",
+                ["endpoint"],
+                buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600),
+            )
+            self._bytes_in = m.Counter("longisynth_bytes_in", "Request body bytes received")
+            self._bytes_out = m.Counter("longisynth_bytes_out", "Bundle bytes sent")
+            self._lesions = m.Counter("longisynth_lesions_generated", "Studies generated", ["family"])
+            self._queue = m.Gauge(
+                "longisynth_queue_depth", "Studies running or waiting", multiprocess_mode="livesum"
+            )
+        except Exception:  # outside a BentoML server (unit tests): metrics are no-ops
+            self._requests = self._latency = self._bytes_in = self._bytes_out = None
+            self._lesions = self._queue = None
+
+    def observe(self, endpoint: str, status: int, seconds: float) -> None:
+        if self._requests is not None:
+            self._requests.labels(endpoint=endpoint, status=str(status)).inc()
+            self._latency.labels(endpoint=endpoint).observe(seconds)
+
+    def bytes_in(self, n: int) -> None:
+        if self._bytes_in is not None:
+            self._bytes_in.inc(n)
+
+    def bytes_out(self, n: int) -> None:
+        if self._bytes_out is not None:
+            self._bytes_out.inc(n)
+
+    def lesion(self, family: str) -> None:
+        if self._lesions is not None:
+            self._lesions.labels(family=family or "unknown").inc()
+
+    def queue(self, depth: int) -> None:
+        if self._queue is not None:
+            self._queue.set(depth)

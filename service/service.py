@@ -1,0 +1,84 @@
+"""BentoML entry point: ``bentoml serve service.service:Longisynth`` (or ``longisynth serve``).
+
+Thin by design: the routes live in :mod:`service.app`, the simulation in the engine. Until the
+learned refiner lands there is no model to batch; see README "Service" for what is and is not
+batched yet.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import bentoml
+
+from service.app import Api
+from service.config import Settings
+from service.metrics import Metrics
+
+SETTINGS = Settings.from_env()
+API = Api(SETTINGS, Metrics())
+
+
+class ReadinessMiddleware:
+    """Answers ``GET /readyz`` with what is loaded (BentoML's own probe has an empty body)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope.get("type") == "http" and scope.get("path") == "/readyz" and scope.get("method") == "GET":
+            body = json.dumps(
+                {
+                    "status": "ready",
+                    "execution_provider": _execution_provider(),
+                    "model": None,
+                    "limits": {
+                        "max_upload_bytes": SETTINGS.max_upload_bytes,
+                        "max_voxels": SETTINGS.max_voxels,
+                        "max_timepoints": SETTINGS.max_timepoints,
+                        "max_concurrency": SETTINGS.max_concurrency,
+                        "max_queue": SETTINGS.max_queue,
+                        "auth": bool(SETTINGS.api_keys),
+                    },
+                }
+            ).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+
+def _execution_provider() -> str:
+    """CUDA when ONNX Runtime sees a GPU, CPU otherwise (the refiner will run there)."""
+    try:
+        import onnxruntime as ort
+
+        providers = ort.get_available_providers()
+    except ImportError:
+        return "none"
+    return "CUDAExecutionProvider" if "CUDAExecutionProvider" in providers else "CPUExecutionProvider"
+
+
+@bentoml.asgi_app(API.app(), path="/")
+@bentoml.service(name="longisynth", workers=1, traffic={"timeout": 3600})
+class Longisynth:
+    """longisynth over HTTP: POST /generate, /generate/demo, /jobs (see service/API.md)."""
+
+    @bentoml.api(route="/version")
+    def version(self) -> dict[str, str]:
+        from longisynth import __version__
+
+        return {"longisynth": __version__}
+
+
+Longisynth.add_asgi_middleware(ReadinessMiddleware)

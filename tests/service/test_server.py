@@ -1,0 +1,260 @@
+"""The real BentoML server on 127.0.0.1, driven through the real SDK (and raw httpx for limits)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import longisynth_client as lc
+import numpy as np
+import pydicom
+import pytest
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+import longisynth
+from longisynth.io import read_dicom_series
+from tests.conftest import shared_file
+
+pytestmark = pytest.mark.xdist_group("server")
+KEY = "test-key-123"
+
+
+@dataclass
+class Server:
+    url: str
+    tmp: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("server_tmp")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "TMPDIR": str(tmp),
+        "LONGISYNTH_API_KEYS": KEY,
+        "LONGISYNTH_MAX_UPLOAD_BYTES": str(50 << 20),
+        "LONGISYNTH_MAX_TIMEPOINTS": "6",
+        "LONGISYNTH_MAX_CONCURRENCY": "1",
+        "LONGISYNTH_MAX_QUEUE": "1",
+    }
+    log = (tmp.parent / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "longisynth.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {(tmp.parent / 'server.log').read_text()[-2000:]}")
+        time.sleep(0.5)
+    else:
+        proc.kill()
+        raise RuntimeError("server did not become ready in 120 s")
+    yield Server(url, tmp)
+    os.killpg(proc.pid, 15)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+    log.close()
+
+
+@pytest.fixture
+def client(server: Server) -> Iterator[lc.Client]:
+    with lc.Client(server.url, api_key=KEY, max_retries=0) as c:
+        yield c
+
+
+def _images(data: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(__import__("io").BytesIO(data)) as zf:
+        return {n: zf.read(n) for n in zf.namelist() if n.endswith(".nii.gz")}
+
+
+def _engine_bundle(scan: longisynth.io.Scan, prompt: str, seed: int, tmp: Path) -> bytes:  # type: ignore[name-defined]
+    study = longisynth.generate(scan, prompt, seed=seed)
+    return longisynth.write_bundle(study, tmp / "engine.zip").read_bytes()
+
+
+def test_upload_real_ct_matches_engine_bytes(client: lc.Client, tmp_path: Path) -> None:
+    path = shared_file("totalseg_chest_ct_crop.nii.gz")
+    prompt = "solid nodule 10 mm in the left lung, 3 timepoints over 6 months"
+    bundle = client.generate(path, prompt=prompt, seed=4)
+    assert bundle.filename.startswith("longisynth-") and bundle.filename.endswith("-seed4.zip")
+    ours = _images(bundle.bytes)
+    engine = _images(_engine_bundle(longisynth.read_scan(path), prompt, 4, tmp_path))
+    assert ours.keys() == engine.keys() and len(ours) == 9
+    assert all(ours[k] == engine[k] for k in ours)
+    assert bundle.metadata["prompt"] == prompt
+
+
+def _write_dicom_series(folder: Path) -> None:
+    from longisynth.phantoms.thorax import make_thorax_phantom
+
+    hu, affine = make_thorax_phantom(shape=(160, 160, 100), spacing_mm=(2.2, 2.2, 3.0), seed=1)
+    folder.mkdir()
+    series, frame = generate_uid(), generate_uid()
+    for k in range(hu.shape[2]):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = CTImageStorage
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = pydicom.Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
+        ds.Modality, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = "CT", series, frame
+        ras = affine @ np.array([0, 0, k, 1.0])
+        ds.ImagePositionPatient = [float(-ras[0]), float(-ras[1]), float(ras[2])]  # RAS -> LPS
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]  # phantom axes are L and P
+        ds.PixelSpacing = [2.2, 2.2]
+        ds.Rows, ds.Columns = hu.shape[1], hu.shape[0]
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
+        ds.PixelData = (hu[:, :, k].T.astype(np.int32) + 1024).astype(np.int16).tobytes()
+        ds.save_as(folder / f"slice_{hu.shape[2] - k:03d}.dcm", enforce_file_format=True)
+
+
+def test_dicom_series_zip_matches_engine(client: lc.Client, tmp_path: Path) -> None:
+    folder = tmp_path / "series"
+    _write_dicom_series(folder)
+    prompt = "solid nodule 12 mm in the right lung, 3 timepoints over 6 months"
+    bundle = client.generate(folder, prompt=prompt, seed=2)  # the SDK zips the folder
+    engine = _images(_engine_bundle(read_dicom_series(folder), prompt, 2, tmp_path))
+    ours = _images(bundle.bytes)
+    assert ours.keys() == engine.keys() and all(ours[k] == engine[k] for k in ours)
+    assert bundle.metadata["input"]["files"][0]["shape"] == [160, 160, 100]
+
+
+def test_demo_and_readiness(client: lc.Client, server: Server) -> None:
+    bundle = client.generate_demo("lung", prompt="solid nodule 11 mm", seed=5)
+    assert bundle.metadata["spec"]["diameter_mm"] == 11.0 and len(bundle.timepoints) == 4
+    ready = client.ready()
+    assert ready["execution_provider"] in ("CPUExecutionProvider", "CUDAExecutionProvider")
+    assert ready["limits"]["max_timepoints"] == 6 and ready["limits"]["auth"] is True
+
+
+def test_job_progress_and_cancel(client: lc.Client) -> None:
+    job = client.submit_demo_job("lung", prompt="solid nodule 12 mm", seed=1)
+    stages = set()
+    for _ in range(600):
+        status = client.get_job(job.id)
+        stages.add(status.stage)
+        if status.done:
+            break
+        time.sleep(0.1)
+    assert status.status == "succeeded" and status.progress == 1.0
+    assert {"anatomy", "appearance"} & stages
+    assert len(client.job_result(job.id).timepoints) == 4
+    second = client.submit_demo_job("lung", prompt="solid nodule 12 mm", seed=2)
+    assert client.cancel_job(second.id).status == "cancelled"
+    with pytest.raises(lc.ConflictError):
+        client.job_result(second.id)
+    with pytest.raises(lc.NotFoundError):
+        client.get_job("does-not-exist")
+
+
+def _leftovers(server: Server) -> set[str]:
+    return {p.name for p in server.tmp.glob("longisynth-req-*")}
+
+
+def test_limits_and_errors_are_json(server: Server, tmp_path: Path) -> None:
+    before = _leftovers(server)
+    auth = {"Authorization": f"Bearer {KEY}"}
+    ct = shared_file("totalseg_chest_ct_crop.nii.gz").read_bytes()
+    cases = [
+        ({}, {"scan": ("ct.nii.gz", ct)}, {"prompt": "solid nodule"}, 401, "unauthorized"),
+        (auth, {"scan": ("big.nii.gz", b"\0" * (51 << 20))}, {}, 413, "payload_too_large"),
+        (auth, {"scan": ("notes.txt", b"hello")}, {}, 415, "unsupported_media_type"),
+        (auth, {"scan": ("ct.nii.gz", ct)}, {"prompt": "purple nodule"}, 422, "prompt_not_understood"),
+        (auth, {"scan": ("ct.nii.gz", ct)}, {"spec": "{not json"}, 422, "invalid_input"),
+        (auth, {"scan": ("ct.nii.gz", ct)}, {"prompt": "solid nodule, 8 timepoints"}, 422, "invalid_input"),
+        (
+            auth,
+            {"scan": ("ct.nii.gz", ct)},
+            {"prompt": "60 mm nodule in the right middle lobe"},
+            422,
+            "lesion_does_not_fit",
+        ),
+        (auth, {"scan": ("bad.nii.gz", b"\x1f\x8bjunk")}, {}, 422, "invalid_input"),
+    ]
+    for headers, files, data, status, kind in cases:
+        r = httpx.post(f"{server.url}/generate", headers=headers, files=files, data=data, timeout=120)
+        assert r.status_code == status, (kind, r.text)
+        err = r.json()["error"]
+        assert err["type"] == kind and err["message"]
+    assert r.json()["error"]["message"].startswith("could not read")
+    r = httpx.post(
+        f"{server.url}/generate",
+        headers=auth,
+        files={"scan": ("ct.nii.gz", ct)},
+        data={"prompt": "purple nodule"},
+        timeout=60,
+    )
+    assert r.json()["error"]["unknown_words"] == ["purple"]
+    r = httpx.post(
+        f"{server.url}/generate",
+        headers=auth,
+        files={"scan": ("ct.nii.gz", ct)},
+        data={"spec": '{"diameter_mm": -1}'},
+        timeout=60,
+    )
+    assert r.status_code == 422 and "diameter_mm" in r.json()["error"]["message"]
+    assert _leftovers(server) <= before  # every failed request removed its folder
+
+
+def test_full_queue_answers_429_with_retry_after(server: Server) -> None:
+    results: list[httpx.Response] = []
+
+    def call() -> None:
+        results.append(
+            httpx.post(
+                f"{server.url}/generate/demo",
+                headers={"X-API-Key": KEY},
+                json={"kind": "lung", "prompt": "solid nodule 10 mm", "seed": 1},
+                timeout=300,
+            )
+        )
+
+    threads = [threading.Thread(target=call) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = sorted(r.status_code for r in results)
+    assert codes.count(200) >= 2 and 429 in codes  # capacity = 1 running + 1 queued
+    busy = next(r for r in results if r.status_code == 429)
+    assert int(busy.headers["Retry-After"]) > 0 and busy.json()["error"]["type"] == "too_many_requests"
+
+
+def test_metrics_report_requests_and_lesions(server: Server, client: lc.Client) -> None:
+    client.generate_demo("lung", prompt="solid nodule 10 mm", seed=9)
+    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    assert 'longisynth_requests_total{endpoint="generate_demo",status="200"}' in text
+    assert 'longisynth_lesions_generated_total{family="lung_nodule"}' in text
+    assert "longisynth_bytes_out_total" in text and "longisynth_request_duration_seconds_bucket" in text
