@@ -186,7 +186,10 @@ def _serve(host: str, port: int) -> int:
     import shutil
     import subprocess
 
-    root = Path(__file__).resolve().parents[1]
+    # The service package sits next to the engine in a checkout; in the container it is in the
+    # working directory (/app) while the engine is an installed wheel.
+    here = Path.cwd()
+    root = here if (here / "service" / "service.py").exists() else Path(__file__).resolve().parents[1]
     bentoml = shutil.which("bentoml") or str(Path(sys.executable).with_name("bentoml"))
     if not (root / "service" / "service.py").exists() or not Path(bentoml).exists():
         print(

@@ -21,41 +21,44 @@ API = Api(SETTINGS, Metrics())
 
 
 class ReadinessMiddleware:
-    """Answers ``GET /readyz`` with what is loaded (BentoML's own probe has an empty body)."""
+    """Answers ``GET /readyz`` with what is loaded and ``GET /healthz`` with a JSON status
+    (BentoML's own probes have empty bodies; service/API.md promises JSON)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope.get("type") == "http" and scope.get("path") == "/readyz" and scope.get("method") == "GET":
-            body = json.dumps(
-                {
-                    "status": "ready",
-                    "execution_provider": _execution_provider(),
-                    "model": None,
-                    "limits": {
-                        "max_upload_bytes": SETTINGS.max_upload_bytes,
-                        "max_voxels": SETTINGS.max_voxels,
-                        "max_timepoints": SETTINGS.max_timepoints,
-                        "max_concurrency": SETTINGS.max_concurrency,
-                        "max_queue": SETTINGS.max_queue,
-                        "auth": bool(SETTINGS.api_keys),
-                    },
-                }
-            ).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
-            return
+        if scope.get("type") == "http" and scope.get("method") == "GET":
+            if scope.get("path") == "/healthz":
+                await _send_json(send, {"status": "ok"})
+                return
+            if scope.get("path") == "/readyz":
+                await _send_json(send, _readiness())
+                return
         await self.app(scope, receive, send)
+
+
+def _readiness() -> dict[str, Any]:
+    return {
+        "status": "ready",
+        "execution_provider": _execution_provider(),
+        "model": None,
+        "limits": {
+            "max_upload_bytes": SETTINGS.max_upload_bytes,
+            "max_voxels": SETTINGS.max_voxels,
+            "max_timepoints": SETTINGS.max_timepoints,
+            "max_concurrency": SETTINGS.max_concurrency,
+            "max_queue": SETTINGS.max_queue,
+            "auth": bool(SETTINGS.api_keys),
+        },
+    }
+
+
+async def _send_json(send: Any, payload: dict[str, Any]) -> None:
+    body = json.dumps(payload).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _execution_provider() -> str:

@@ -109,7 +109,7 @@ def test_upload_real_ct_matches_engine_bytes(client: lc.Client, tmp_path: Path) 
     ours = _images(bundle.bytes)
     engine = _images(_engine_bundle(longisynth.read_scan(path), prompt, 4, tmp_path))
     assert ours.keys() == engine.keys() and len(ours) == 9
-    assert all(ours[k] == engine[k] for k in ours)
+    assert [k for k in ours if ours[k] != engine[k]] == []
     assert bundle.metadata["prompt"] == prompt
 
 
@@ -147,7 +147,7 @@ def test_dicom_series_zip_matches_engine(client: lc.Client, tmp_path: Path) -> N
     bundle = client.generate(folder, prompt=prompt, seed=2)  # the SDK zips the folder
     engine = _images(_engine_bundle(read_dicom_series(folder), prompt, 2, tmp_path))
     ours = _images(bundle.bytes)
-    assert ours.keys() == engine.keys() and all(ours[k] == engine[k] for k in ours)
+    assert ours.keys() == engine.keys() and [k for k in ours if ours[k] != engine[k]] == []
     assert bundle.metadata["input"]["files"][0]["shape"] == [160, 160, 100]
 
 
@@ -258,3 +258,8 @@ def test_metrics_report_requests_and_lesions(server: Server, client: lc.Client) 
     assert 'longisynth_requests_total{endpoint="generate_demo",status="200"}' in text
     assert 'longisynth_lesions_generated_total{family="lung_nodule"}' in text
     assert "longisynth_bytes_out_total" in text and "longisynth_request_duration_seconds_bucket" in text
+
+
+def test_health_is_json(server: Server) -> None:
+    r = httpx.get(f"{server.url}/healthz", timeout=10)
+    assert r.status_code == 200 and r.json() == {"status": "ok"}
