@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import hmac
 import json
 import logging
@@ -33,29 +34,51 @@ def _noop(stage: str, fraction: float) -> None:
     return None
 
 
+_LIVE_FOLDERS: set[Path] = set()
+
+
 def _new_folder() -> Path:
-    return Path(tempfile.mkdtemp(prefix="longisynth-req-"))
+    folder = Path(tempfile.mkdtemp(prefix="longisynth-req-"))
+    _LIVE_FOLDERS.add(folder)
+    return folder
 
 
-async def _stream_then_delete(path: Path, folder: Path | None) -> AsyncIterator[bytes]:
-    """Stream the bundle; the request folder goes when the stream ends *or* the client leaves."""
-    try:
-        with path.open("rb") as f:
-            while chunk := f.read(1 << 20):
-                yield chunk
-    finally:
-        if folder is not None:
-            shutil.rmtree(folder, ignore_errors=True)
+def _remove(folder: Path | None) -> None:
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+        _LIVE_FOLDERS.discard(folder)
 
 
-def _zip_response(result: runner.Result, folder: Path | None) -> StreamingResponse:
-    headers = {
-        "Content-Disposition": f'attachment; filename="{result.filename}"',
-        "Content-Length": str(result.path.stat().st_size),
-    }
-    return StreamingResponse(
-        _stream_then_delete(result.path, folder), media_type="application/zip", headers=headers
-    )
+@atexit.register
+def _remove_all() -> None:
+    """On shutdown, no request folder survives (in-flight uploads included)."""
+    for folder in list(_LIVE_FOLDERS):
+        _remove(folder)
+
+
+async def _read_chunks(path: Path) -> AsyncIterator[bytes]:
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            yield chunk
+
+
+class _ZipResponse(StreamingResponse):
+    """Streams a bundle, then removes its request folder — also when the client went away before
+    or during the transfer (the ``finally`` runs whatever ``send`` does)."""
+
+    def __init__(self, result: runner.Result, folder: Path | None) -> None:
+        headers = {
+            "Content-Disposition": f'attachment; filename="{result.filename}"',
+            "Content-Length": str(result.path.stat().st_size),
+        }
+        super().__init__(_read_chunks(result.path), media_type="application/zip", headers=headers)
+        self.folder = folder
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            _remove(self.folder)
 
 
 class Api:
@@ -115,11 +138,11 @@ class Api:
         try:
             result = await self.pool.run(lambda: runner.run(req, folder, self.settings, _noop))
         except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
+            _remove(folder)
             raise
         self.metrics.lesion(result.family)
         self.metrics.bytes_out(result.path.stat().st_size)
-        return _zip_response(result, folder)
+        return _ZipResponse(result, folder)
 
     async def generate(self, request: Request) -> Response:
         folder = _new_folder()
@@ -128,7 +151,7 @@ class Api:
             self.metrics.bytes_in(form.bytes_in)
             req = runner.request_from_form(form)
         except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
+            _remove(folder)
             raise
         return await self._simulate(req, folder)
 
@@ -147,7 +170,7 @@ class Api:
                 req = runner.request_from_form(form)
             job = self.jobs.submit(folder, lambda progress: runner.run(req, folder, self.settings, progress))
         except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
+            _remove(folder)
             raise
         return JSONResponse({"id": job.id, "status": job.status}, status_code=202)
 
@@ -159,7 +182,7 @@ class Api:
         if job.status != "succeeded":
             raise ApiError(409, "job_not_finished", f"job {job.id} is {job.status}, not succeeded")
         self.metrics.bytes_out(job.result.path.stat().st_size)
-        return _zip_response(job.result, None)
+        return _ZipResponse(job.result, None)
 
     async def cancel_job(self, request: Request) -> Response:
         job = self.jobs.cancel(request.path_params["job_id"])
