@@ -16,7 +16,10 @@ from longisynth import checks as ck
 from longisynth.anatomy.modality import detect_modality, require_hounsfield
 from longisynth.errors import InvalidInputError, LesionDoesNotFitError
 from longisynth.io.scan import Scan
+from longisynth.pipeline_common import RefineContext
 from longisynth.prompt import spec_from_prompt
+from longisynth.refine.model import Denoiser, RefinerStatus, default_refiner
+from longisynth.refine.sampler import RefineSettings
 from longisynth.result import Study
 from longisynth.spec import Contrast, Family, LesionSpec, Modality, merge_specs, resolve_spec
 
@@ -118,6 +121,9 @@ def generate(
     lenient: bool = False,
     brain_tissues: Mapping[str, NDArray[np.floating]] | None = None,
     progress: ProgressFn | None = None,
+    refine: bool | None = None,
+    refiner: Denoiser | None = None,
+    refine_settings: RefineSettings | None = None,
 ) -> Study:
     """Simulate a longitudinal lesion study on a healthy scan.
 
@@ -132,6 +138,11 @@ def generate(
         lenient: accept prompts with words we could not place (they are listed in metadata).
         brain_tissues: known "csf"/"gm"/"wm" probability maps (skips registration; the demo uses it).
         progress: called as ``progress(stage_name, fraction_done)``.
+        refine: run the learned boundary refiner (default: yes when a model is available; a
+            missing or corrupt model falls back to the rule-based image, and metadata says why).
+        refiner: what runs the model (default: the shipped ONNX model via ONNX Runtime); the
+            service passes a cross-request batcher here.
+        refine_settings: sampler steps, strength and batch size.
 
     Raises:
         InvalidInputError, PromptNotUnderstoodError, LesionDoesNotFitError (incl. PlausibilityError).
@@ -153,20 +164,39 @@ def generate(
             f"label map shape {tuple(labels.shape)} differs from the scan's {main.geometry.shape}"
         )
     _check_fov(resolved, main)
+    ctx = refine_context(refine, refiner, refine_settings)
     if resolved.family == Family.LUNG_NODULE:
         from longisynth.pipeline_lung import simulate_nodule_study
 
-        study = simulate_nodule_study(scan_map, resolved, labels, clock.stage)
+        study = simulate_nodule_study(scan_map, resolved, labels, clock.stage, ctx)
     else:
         from longisynth.pipeline_glioma import simulate_glioma_study
 
-        study = simulate_glioma_study(scan_map, resolved, brain_tissues, clock.stage)
+        study = simulate_glioma_study(scan_map, resolved, brain_tissues, clock.stage, ctx)
+    if ctx.status.status == "unavailable":
+        study.notes.append(f"learned refiner not used: {ctx.status.reason}")
     study.prompt = prompt
     study.unparsed_words = unknown
     clock.stage("checks", 0.95)
     ck.enforce(study.checks)
     study.timings_s = clock.done()
     return study
+
+
+def refine_context(
+    refine: bool | None, refiner: Denoiser | None, settings: RefineSettings | None
+) -> RefineContext:
+    """Decide whether and how the refiner runs for one study (see :func:`generate`)."""
+    settings = settings or RefineSettings()
+    if refine is False:
+        return RefineContext(None, RefinerStatus("disabled", reason="refine=False"), settings)
+    if refiner is not None:
+        status = refiner.status() if hasattr(refiner, "status") else RefinerStatus("applied")
+        return RefineContext(refiner, status, settings)
+    model, reason = default_refiner()
+    if model is None:
+        return RefineContext(None, RefinerStatus("unavailable", reason=reason), settings)
+    return RefineContext(model, model.status(), settings)
 
 
 def _check_fov(spec: LesionSpec, scan: Scan) -> None:

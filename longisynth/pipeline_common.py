@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -12,10 +14,52 @@ from longisynth.deformation import jacobian_determinant, to_world
 from longisynth.geometry import Box, Geometry
 from longisynth.io.scan import Scan
 from longisynth.measure import centroid_world_mm, longest_diameter_mm, volume_mm3
+from longisynth.refine.model import Denoiser, RefinerStatus
+from longisynth.refine.patches import Intensity
+from longisynth.refine.sampler import RefineSettings, refine_crops
 from longisynth.result import Timepoint
 
-# Independent random streams per stage: changing how one stage draws never shifts another.
-STREAMS = ("place", "shape", "texture", "render", "growth")
+# Independent random streams per stage: changing how one stage draws never shifts another
+# (SeedSequence children depend on their index only, so appending a stream shifts nothing).
+STREAMS = ("place", "shape", "texture", "render", "growth", "refine")
+
+
+@dataclass
+class RefineContext:
+    """The learned refiner for one study: what runs it (None: rule-based only) and how."""
+
+    denoise: Denoiser | None
+    status: RefinerStatus
+    settings: RefineSettings = field(default_factory=RefineSettings)
+
+
+def refine_timepoints(
+    images: list[dict[str, NDArray[np.float32]]],
+    masks: Sequence[NDArray[np.uint8]],
+    intensities: dict[str, Intensity],
+    ctx: RefineContext,
+    rng: np.random.Generator,
+) -> list[dict[str, NDArray[np.float32]]]:
+    """Run the refiner over every contrast of every timepoint in one batched pass.
+
+    Each contrast keeps one noise field over time (temporally consistent texture). Records the
+    band size per timepoint (voxels) and the steps in ``ctx.status``.
+    """
+    if ctx.denoise is None:
+        return images
+    seed = int(rng.integers(2**63 - 1))
+    names = list(images[0])
+    flat = [images[i][c] for i in range(len(images)) for c in names]
+    lesions = [masks[i] > 0 for i in range(len(images)) for _ in names]
+    groups = [k for _ in images for k in range(len(names))]
+    its = [intensities[c] for _ in images for c in names]
+    out, sizes = refine_crops(flat, lesions, its, groups, ctx.denoise, seed, ctx.settings)
+    ctx.status.extra.update(
+        steps=ctx.settings.steps,
+        strength=ctx.settings.strength,
+        band_voxels=[sizes[i * len(names)] for i in range(len(images))],
+    )
+    return [{c: out[i * len(names) + k] for k, c in enumerate(names)} for i in range(len(images))]
 
 
 def streams(seed: int) -> dict[str, np.random.Generator]:

@@ -15,8 +15,17 @@ from longisynth.deformation import backward_displacement, push_for_lesion, warp
 from longisynth.growth.glioma import simulate_glioma
 from longisynth.io.scan import Scan
 from longisynth.measure import equivalent_radius_mm
-from longisynth.pipeline_common import assemble_timepoint, ball_mask, common_checks, crop_box, streams
+from longisynth.pipeline_common import (
+    RefineContext,
+    assemble_timepoint,
+    ball_mask,
+    common_checks,
+    crop_box,
+    refine_timepoints,
+    streams,
+)
 from longisynth.placement import choose_center, explicit_point_world
+from longisynth.refine.patches import Intensity
 from longisynth.result import Study
 from longisynth.spec import LesionSpec
 
@@ -35,6 +44,7 @@ def simulate_glioma_study(
     spec: LesionSpec,
     tissues: Mapping[str, NDArray[np.floating]] | None,
     stage: Callable[[str, float], None],
+    refine: RefineContext,
 ) -> Study:
     assert spec.seed is not None and spec.diameter_mm is not None and spec.timepoints_days is not None
     assert spec.grade is not None
@@ -98,8 +108,8 @@ def simulate_glioma_study(
         stats[c] = (float(inside.mean()), float(inside.std()))
         noises[c] = estimate_noise(vals, spacing, wm_core)
     render_seed = int(rng["render"].integers(2**63 - 1))
-    timepoints, fields = [], []
-    for i, days in enumerate(spec.timepoints_days):
+    rendered, fields = [], []
+    for i in range(len(spec.timepoints_days)):
         labels = growth.labels[i]
         conc = growth.concentration[i]
         volume = float((labels > 0).sum()) * geometry.voxel_volume_mm3
@@ -123,11 +133,20 @@ def simulate_glioma_study(
                 grade=spec.grade.value,
                 texture_rng=np.random.default_rng(render_seed),
             )
-        timepoints.append(
-            assemble_timepoint(i, days - spec.timepoints_days[0], scans, box, images, labels, disp)
-        )
+        rendered.append(images)
         fields.append(disp)
-        stage("appearance", 0.6 + 0.3 * (i + 1) / len(spec.timepoints_days))
+        stage("appearance", 0.6 + 0.2 * (i + 1) / len(spec.timepoints_days))
+
+    stage("refine", 0.8)
+    # Model units for MRI: z-scores of the brain's intensities (as in training on MNI152).
+    intensities = {c: Intensity(m, max(sd, 1e-6)) for c, (m, sd) in stats.items()}
+    rendered = refine_timepoints(rendered, growth.labels, intensities, refine, rng["refine"])
+    timepoints = [
+        assemble_timepoint(
+            i, days - spec.timepoints_days[0], scans, box, rendered[i], growth.labels[i], fields[i]
+        )
+        for i, days in enumerate(spec.timepoints_days)
+    ]
 
     zone = ball_mask(box.shape, spacing, center_vox, influence_mm)
     zone |= np.any([c > RENDER_THRESHOLD for c in growth.concentration], axis=0)
@@ -157,6 +176,7 @@ def simulate_glioma_study(
             "influence_radius_mm": round(influence_mm, 3),
             "tumour_age_days": [round(a, 3) for a in growth.ages_days],
             "anatomy_contrast": name,
+            "refiner": refine.status.to_dict(),
         },
     )
 

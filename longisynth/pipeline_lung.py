@@ -18,8 +18,17 @@ from longisynth.growth.laws import diameter_schedule, fit_doubling_time
 from longisynth.growth.nodule import grow_nodule, sample_nodule_shape, solid_fraction_for
 from longisynth.io.scan import Scan
 from longisynth.measure import equivalent_radius_mm
-from longisynth.pipeline_common import assemble_timepoint, ball_mask, common_checks, crop_box, streams
+from longisynth.pipeline_common import (
+    RefineContext,
+    assemble_timepoint,
+    ball_mask,
+    common_checks,
+    crop_box,
+    refine_timepoints,
+    streams,
+)
 from longisynth.placement import choose_center, explicit_point_world
+from longisynth.refine.patches import CT_INTENSITY
 from longisynth.result import Study
 from longisynth.spec import GrowthLaw, LesionSpec
 
@@ -61,6 +70,7 @@ def simulate_nodule_study(
     spec: LesionSpec,
     labels: NDArray[np.integer] | None,
     stage: Callable[[str, float], None],
+    refine: RefineContext,
 ) -> Study:
     scan = scans["ct"]
     geometry = scan.geometry
@@ -117,8 +127,8 @@ def simulate_nodule_study(
     noise = _noise_model(scan)
     texture = nodule_texture(box.shape, spacing, rng["texture"])
     render_seed = int(rng["render"].integers(2**63 - 1))
-    timepoints, fields = [], []
-    for i, days in enumerate(spec.timepoints_days):
+    rendered, masks, fields = [], [], []
+    for i in range(len(spec.timepoints_days)):
         occ, solid = growth.occupancy[i], growth.solid_occupancy[i]
         mask = nodule_labels(occ, solid)
         volume = float((mask > 0).sum()) * geometry.voxel_volume_mm3
@@ -139,13 +149,26 @@ def simulate_nodule_study(
             texture,
             np.random.default_rng(render_seed),
         )
-        timepoints.append(
-            assemble_timepoint(
-                i, days - spec.timepoints_days[0], scans, box, {"ct": img}, mask, disp, occupancy=occ
-            )
-        )
+        rendered.append({"ct": img})
+        masks.append(mask)
         fields.append(disp)
-        stage("appearance", 0.6 + 0.3 * (i + 1) / len(spec.timepoints_days))
+        stage("appearance", 0.6 + 0.2 * (i + 1) / len(spec.timepoints_days))
+
+    stage("refine", 0.8)
+    rendered = refine_timepoints(rendered, masks, {"ct": CT_INTENSITY}, refine, rng["refine"])
+    timepoints = [
+        assemble_timepoint(
+            i,
+            days - spec.timepoints_days[0],
+            scans,
+            box,
+            rendered[i],
+            masks[i],
+            fields[i],
+            occupancy=growth.occupancy[i],
+        )
+        for i, days in enumerate(spec.timepoints_days)
+    ]
 
     zone = ball_mask(box.shape, spacing, center_vox, influence_mm) | np.any(
         [tp.mask > 0 for tp in timepoints], axis=0
@@ -187,6 +210,7 @@ def simulate_nodule_study(
             "lobes_exact": anatomy.lobes_exact,
             "nodule_shape": shape.to_dict(),
             "requested_diameters_mm": [round(d, 4) for d in diameters],
+            "refiner": refine.status.to_dict(),
         },
     )
 

@@ -22,3 +22,13 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real sample data folder {SHARED_DATA} is absent")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _refiner_only_where_asked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The learned refiner costs seconds per study on CPU; tests of anything else switch it off.
+
+    Tests (or modules) marked ``refiner`` run it with the configured/shipped model.
+    """
+    if request.node.get_closest_marker("refiner") is None:
+        monkeypatch.setenv("LONGISYNTH_REFINER", "off")

@@ -1,0 +1,164 @@
+"""Export the trained refiner to ONNX, verify it, check it for memorisation, write its card data.
+
+    python models/export_onnx.py                   # models/refiner.pt → models/refiner.onnx + .json
+    python models/export_onnx.py --src DIR --out DIR
+
+Steps:
+1. ``torch.onnx.export`` (TorchScript exporter, opset 17) with a dynamic batch axis on ``x``
+   (B, 4, 24, 24, 24) and ``t`` (B,) → ``eps`` (B, 1, 24, 24, 24).
+2. Parity: ONNX Runtime (CPU) vs PyTorch on a random batch of 3 and on batch 1; the max absolute
+   difference is reported and must stay below 1e-3.
+3. Memorisation/privacy check: the sampler (``longisynth.refine.sampler``) re-synthesises the band
+   of held-apart examples (phantom instance 1, never seen in training); for each, the distance
+   (RMS over band voxels, model units) to the nearest *training* tile is compared with the same
+   nearest-neighbour distance of the real held-apart target. A ratio well below 1 would mean the
+   model reproduces training tissue rather than synthesising new texture.
+4. ``refiner.json``: name, sha256 of the .onnx, I/O, schedule, training record, parity, memorisation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from train_refiner import Config, build_model, patch_pool
+
+from longisynth.refine.patches import BAND_IN_VOX, BAND_OUT_VOX, CHANNELS, TILE, training_example
+from longisynth.refine.sampler import RefineSettings, refine_crops
+from longisynth.refine.schedule import BETA_END, BETA_START, NUM_TRAIN_TIMESTEPS
+
+PARITY_TOLERANCE = 1e-3
+MEMORISATION_EXAMPLES = 48
+
+
+def export(src: Path, out: Path, log=print) -> dict:
+    """Export ``src/refiner.pt`` to ``out/refiner.onnx`` and write ``out/refiner.json``."""
+    import onnxruntime as ort
+    import torch
+
+    ckpt = torch.load(src / "refiner.pt", map_location="cpu", weights_only=False)
+    cfg = Config(**ckpt["config"])
+    model = build_model(cfg.width)
+    model.load_state_dict(ckpt["state_dict"])
+    model.eval()
+    torch.manual_seed(0)
+    example = (torch.randn(2, 4, TILE, TILE, TILE), torch.tensor([10, 200]))
+    buffer = io.BytesIO()
+    torch.onnx.export(
+        model,
+        example,
+        buffer,
+        dynamo=False,
+        opset_version=17,
+        input_names=["x", "t"],
+        output_names=["eps"],
+        dynamic_axes={"x": {0: "batch"}, "t": {0: "batch"}, "eps": {0: "batch"}},
+    )
+    data = buffer.getvalue()
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+
+    parity = {}
+    for batch in (1, 3):
+        x = torch.randn(batch, 4, TILE, TILE, TILE)
+        t = torch.randint(0, NUM_TRAIN_TIMESTEPS // 2, (batch,))
+        with torch.no_grad():
+            ref = model(x, t).numpy()
+        got = session.run(None, {"x": x.numpy(), "t": t.numpy()})[0]
+        parity[f"batch_{batch}"] = float(np.abs(ref - got).max())
+    worst = max(parity.values())
+    log(f"ONNX vs PyTorch max abs diff: {worst:.2e} ({parity})")
+    if worst > PARITY_TOLERANCE:
+        raise SystemExit(f"ONNX output differs from PyTorch by {worst:.2e} > {PARITY_TOLERANCE}")
+
+    def denoise(x: np.ndarray, t: np.ndarray) -> np.ndarray:
+        return session.run(None, {"x": x, "t": t})[0]
+
+    memo = memorisation_check(cfg, denoise, log)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "refiner.onnx").write_bytes(data)
+    train_path = src / "refiner_train.json"
+    training = json.loads(train_path.read_text()) if train_path.is_file() else {}
+    training.pop("loss_curve", None)
+    card = {
+        "name": f"longisynth-refiner-w{cfg.width}-s{cfg.steps}",
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "bytes": len(data),
+        "inputs": {"x": ["batch", len(CHANNELS), TILE, TILE, TILE], "t": ["batch"]},
+        "channels": list(CHANNELS),
+        "output": "predicted noise (epsilon), model units",
+        "band_voxels": {"outside": BAND_OUT_VOX, "inside": BAND_IN_VOX},
+        "schedule": {"kind": "linear", "T": NUM_TRAIN_TIMESTEPS, "beta": [BETA_START, BETA_END]},
+        "opset": 17,
+        "parity_max_abs_diff": parity,
+        "training": training,
+        "memorisation": memo,
+        "command": "python models/train_refiner.py && python models/export_onnx.py",
+    }
+    (out / "refiner.json").write_text(json.dumps(card, indent=2) + "\n")
+    log(f"wrote {out / 'refiner.onnx'} ({len(data) / 1e6:.2f} MB, sha256 {card['sha256'][:12]}…)")
+    return card
+
+
+def memorisation_check(cfg: Config, denoise, log=print) -> dict:
+    """Nearest-training-tile distances of generated bands vs. of real held-apart bands (see module doc)."""
+    t0 = time.perf_counter()
+    train_pool = patch_pool(0, cfg, None).patches
+    held = patch_pool(1, cfg, None)
+    rng = np.random.default_rng([cfg.seed, 7])
+    n = min(MEMORISATION_EXAMPLES, len(held.patches))
+    picks = rng.choice(len(held.patches), size=n, replace=False)
+    d_gen, d_real = [], []
+    from longisynth.refine.patches import Intensity
+
+    unit = Intensity(0.0, 1.0)
+    for k, i in enumerate(picks):
+        stack = training_example(held.patches[i], float(held.noise_std[i]), rng)
+        x0, guide, band, lesion = stack[0], stack[1], stack[2] > 0, stack[3] > 0
+        if not band.any():
+            continue
+        (gen,), _ = refine_crops([guide], [lesion], [unit], [0], denoise, seed=k, settings=RefineSettings())
+        flat_train = train_pool[:, band]
+        d_gen.append(float(np.sqrt(((flat_train - gen[band]) ** 2).mean(axis=1)).min()))
+        d_real.append(float(np.sqrt(((flat_train - x0[band]) ** 2).mean(axis=1)).min()))
+    g, r = np.asarray(d_gen), np.asarray(d_real)
+    result = {
+        "examples": len(g),
+        "training_tiles": len(train_pool),
+        "nn_distance_generated_median": round(float(np.median(g)), 4),
+        "nn_distance_real_heldout_median": round(float(np.median(r)), 4),
+        "ratio_generated_to_real": round(float(np.median(g) / np.median(r)), 4),
+        "fraction_generated_closer_than_5th_percentile_real": round(
+            float(np.mean(g < np.percentile(r, 5))), 4
+        ),
+        "units": "RMS over band voxels, model units (CT: HU/500; MR: z-score)",
+    }
+    log(f"memorisation: {result} ({time.perf_counter() - t0:.0f} s)")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    here = Path(__file__).resolve().parent
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--src", type=Path, default=here, help="folder with refiner.pt")
+    parser.add_argument("--out", type=Path, default=here, help="folder for refiner.onnx/.json")
+    args = parser.parse_args(argv)
+    if not (args.src / "refiner.pt").is_file():
+        print(
+            f"error: {args.src / 'refiner.pt'} not found; run models/train_refiner.py first", file=sys.stderr
+        )
+        return 2
+    export(args.src, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
