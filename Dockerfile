@@ -14,6 +14,9 @@
 #   LONGISYNTH_MAX_TIMEPOINTS    most timepoints per study (default 12) -> 422
 #   LONGISYNTH_MAX_CONCURRENCY   studies simulated at once (default 2)
 #   LONGISYNTH_MAX_QUEUE         studies waiting for a slot (default 8); beyond -> 429
+#   LONGISYNTH_REFINER           refiner model path (set below), or "off"
+#   LONGISYNTH_BATCH_MAX_TILES   most refiner tiles per inference call (default 64)
+#   LONGISYNTH_BATCH_WAIT_MS     how long a refiner call waits to batch with other studies (20)
 #
 # Stages: builder (python slim: wheels of the project and its pinned dependencies) ->
 # runtime-base (CUDA 12.6 + cuDNN 9 runtime, Python 3.11 from apt) -> venv (installs the wheels
@@ -79,10 +82,13 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 COPY --from=builder /wheels /wheels
+# longisynth itself goes in with --no-deps: its pyproject asks for the CPU `onnxruntime`, which
+# `onnxruntime-gpu` replaces here (same module, CUDA + CPU execution providers).
 RUN python3.11 -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links=/wheels \
-        longisynth numpy scipy nibabel pydicom SimpleITK nilearn pydantic isal matplotlib rich \
+        numpy scipy nibabel pydicom SimpleITK nilearn pydantic isal matplotlib rich \
         bentoml starlette python-multipart onnxruntime-gpu \
+    && /opt/venv/bin/pip install --no-cache-dir --no-index --no-deps --find-links=/wheels longisynth \
     && /opt/venv/bin/pip uninstall -y pip setuptools wheel \
     && rm -rf /wheels
 
@@ -101,7 +107,8 @@ COPY --from=venv /opt/venv /opt/venv
 
 WORKDIR /app
 COPY --chown=root:root service/ ./service/
-# models/ always exists in the repository (it holds a README until the refiner's ONNX lands).
+# The refiner (refiner.onnx + its card refiner.json, verified by sha256 at start) and the
+# scripts that made it; LONGISYNTH_REFINER below points the engine at it.
 COPY --chown=root:root models/ ./models/
 
 ENV PATH="/opt/venv/bin:${PATH}" \
@@ -116,7 +123,8 @@ ENV PATH="/opt/venv/bin:${PATH}" \
     LONGISYNTH_MAX_VOXELS=268435456 \
     LONGISYNTH_MAX_TIMEPOINTS=12 \
     LONGISYNTH_MAX_CONCURRENCY=2 \
-    LONGISYNTH_MAX_QUEUE=8
+    LONGISYNTH_MAX_QUEUE=8 \
+    LONGISYNTH_REFINER=/app/models/refiner.onnx
 
 EXPOSE 3000
 

@@ -19,11 +19,14 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from longisynth.errors import LongisynthError
+from longisynth.refine.model import default_refiner
 from service import runner
+from service.batcher import DynamicBatcher
 from service.config import Settings
 from service.errors import ApiError, from_engine
 from service.jobs import JobManager, Pool
 from service.metrics import Metrics
+from service.openapi import openapi
 from service.upload import parse_form
 
 log = logging.getLogger("longisynth.service")
@@ -81,6 +84,11 @@ class _ZipResponse(StreamingResponse):
             _remove(self.folder)
 
 
+async def _openapi(request: Request) -> Response:
+    """The API schema (public, like BentoML's own /docs.json): built from the engine's LesionSpec."""
+    return JSONResponse(openapi())
+
+
 class Api:
     """Routes bound to one process's settings, worker pool, jobs and metrics."""
 
@@ -89,6 +97,18 @@ class Api:
         self.pool = Pool(settings, metrics.queue)
         self.jobs = JobManager(self.pool)
         self.metrics = metrics
+        # One model per process; every study's refiner calls go through one batcher.
+        model, self.refiner_reason = default_refiner()
+        self.refiner: DynamicBatcher | None = (
+            None
+            if model is None
+            else DynamicBatcher(
+                model, settings.batch_max_tiles, settings.batch_wait_ms / 1000.0, metrics.batch
+            )
+        )
+
+    def _run(self, req: runner.Request, folder: Path, progress: runner.ProgressFn) -> runner.Result:
+        return runner.run(req, folder, self.settings, progress, self.refiner)
 
     def _authorise(self, request: Request) -> None:
         if not self.settings.api_keys:
@@ -136,7 +156,7 @@ class Api:
 
     async def _simulate(self, req: runner.Request, folder: Path) -> Response:
         try:
-            result = await self.pool.run(lambda: runner.run(req, folder, self.settings, _noop))
+            result = await self.pool.run(lambda: self._run(req, folder, _noop))
         except BaseException:
             _remove(folder)
             raise
@@ -168,7 +188,7 @@ class Api:
                 form = await parse_form(request, folder, self.settings.max_upload_bytes)
                 self.metrics.bytes_in(form.bytes_in)
                 req = runner.request_from_form(form)
-            job = self.jobs.submit(folder, lambda progress: runner.run(req, folder, self.settings, progress))
+            job = self.jobs.submit(folder, lambda progress: self._run(req, folder, progress))
         except BaseException:
             _remove(folder)
             raise
@@ -200,6 +220,7 @@ class Api:
             Route("/jobs/{job_id}", e("jobs_status", self.job_status), methods=["GET"]),
             Route("/jobs/{job_id}", e("jobs_cancel", self.cancel_job), methods=["DELETE"]),
             Route("/jobs/{job_id}/result", e("jobs_result", self.job_result), methods=["GET"]),
+            Route("/openapi.json", _openapi, methods=["GET"]),
         ]
         return Starlette(routes=routes)
 

@@ -19,6 +19,8 @@ class Settings:
         max_queue: studies allowed to wait for a free slot; beyond that, 429 with Retry-After.
         api_keys: accepted keys; empty means no authentication.
         job_ttl_s: how long a finished job's result is kept, seconds.
+        batch_max_tiles: most refiner tiles (24³ voxels each) in one model call.
+        batch_wait_ms: how long a refiner call waits for calls of other studies to batch with, ms.
     """
 
     max_upload_bytes: int = 1 << 30
@@ -28,6 +30,8 @@ class Settings:
     max_queue: int = 8
     api_keys: tuple[str, ...] = ()
     job_ttl_s: float = 3600.0
+    batch_max_tiles: int = 64
+    batch_wait_ms: int = 20
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -50,4 +54,6 @@ class Settings:
             max_concurrency=num("LONGISYNTH_MAX_CONCURRENCY", cls.max_concurrency),
             max_queue=num("LONGISYNTH_MAX_QUEUE", cls.max_queue),
             api_keys=keys,
+            batch_max_tiles=num("LONGISYNTH_BATCH_MAX_TILES", cls.batch_max_tiles),
+            batch_wait_ms=num("LONGISYNTH_BATCH_WAIT_MS", cls.batch_wait_ms),
         )

@@ -6,13 +6,22 @@ from typing import Any
 
 
 class Metrics:
-    """Request count/latency by endpoint and status, bytes in/out, lesions by family, queue depth.
+    """Request count/latency by endpoint and status, bytes in/out, lesions by family, queue depth,
+    refiner batch sizes (tiles and merged calls per inference).
 
     Created through ``bentoml.metrics`` so they live in BentoML's multiprocess registry and
     appear on its ``/metrics`` endpoint; falls back to no-ops outside a BentoML server.
     """
 
     def __init__(self, queue_depth: Any = None) -> None:
+        self._requests: Any
+        self._latency: Any
+        self._bytes_in: Any
+        self._bytes_out: Any
+        self._lesions: Any
+        self._queue: Any
+        self._batch_tiles: Any
+        self._batch_calls: Any
         try:
             import bentoml
 
@@ -27,12 +36,22 @@ class Metrics:
             self._bytes_in = m.Counter("longisynth_bytes_in", "Request body bytes received")
             self._bytes_out = m.Counter("longisynth_bytes_out", "Bundle bytes sent")
             self._lesions = m.Counter("longisynth_lesions_generated", "Studies generated", ["family"])
+            self._batch_tiles = m.Histogram(
+                "longisynth_model_batch_tiles",
+                "Tiles per refiner inference call",
+                buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            )
+            self._batch_calls = m.Histogram(
+                "longisynth_model_batch_requests",
+                "Refiner calls (from concurrent studies) merged into one inference",
+                buckets=(1, 2, 3, 4, 6, 8, 16),
+            )
             self._queue = m.Gauge(
                 "longisynth_queue_depth", "Studies running or waiting", multiprocess_mode="livesum"
             )
         except Exception:  # outside a BentoML server (unit tests): metrics are no-ops
             self._requests = self._latency = self._bytes_in = self._bytes_out = None
-            self._lesions = self._queue = None
+            self._lesions = self._queue = self._batch_tiles = self._batch_calls = None
 
     def observe(self, endpoint: str, status: int, seconds: float) -> None:
         if self._requests is not None:
@@ -50,6 +69,12 @@ class Metrics:
     def lesion(self, family: str) -> None:
         if self._lesions is not None:
             self._lesions.labels(family=family or "unknown").inc()
+
+    def batch(self, tiles: int, calls: int) -> None:
+        """One refiner inference: ``tiles`` tiles from ``calls`` merged calls."""
+        if self._batch_tiles is not None:
+            self._batch_tiles.observe(tiles)
+            self._batch_calls.observe(calls)
 
     def queue(self, depth: int) -> None:
         if self._queue is not None:

@@ -19,6 +19,7 @@ from longisynth.errors import InvalidInputError
 from longisynth.io import read_dicom_series, read_nifti
 from longisynth.io.scan import Scan
 from longisynth.pipeline import merge_request
+from longisynth.refine import Denoiser, RefineSettings
 from longisynth.spec import resolve_spec
 from service.config import Settings
 from service.errors import ApiError
@@ -150,8 +151,13 @@ def _unzip(path: Path, dest: Path, settings: Settings) -> Path:
     return dest
 
 
-def run(req: Request, folder: Path, settings: Settings, progress: ProgressFn) -> Result:
-    """Simulate the study and write its bundle into ``folder``."""
+def run(
+    req: Request, folder: Path, settings: Settings, progress: ProgressFn, refiner: Denoiser | None = None
+) -> Result:
+    """Simulate the study and write its bundle into ``folder``.
+
+    ``refiner``: the process's shared (batching) refiner; None lets the engine use its default.
+    """
     brain_tissues = None
     labels = None
     if req.demo_kind is not None:
@@ -177,6 +183,9 @@ def run(req: Request, folder: Path, settings: Settings, progress: ProgressFn) ->
         lenient=req.lenient,
         brain_tissues=brain_tissues,
         progress=progress,
+        refiner=refiner,
+        # every tile of a sampler step in one call: the batcher merges calls across studies
+        refine_settings=RefineSettings(max_batch=settings.batch_max_tiles),
     )
     progress("write", 0.97)
     name = f"longisynth-{digest[:12]}-seed{study.spec.seed}.zip"

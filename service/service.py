@@ -1,8 +1,8 @@
 """BentoML entry point: ``bentoml serve service.service:Longisynth`` (or ``longisynth serve``).
 
-Thin by design: the routes live in :mod:`service.app`, the simulation in the engine. Until the
-learned refiner lands there is no model to batch; see README "Service" for what is and is not
-batched yet.
+Thin by design: the routes live in :mod:`service.app`, the simulation in the engine. The learned
+refiner (ONNX) is loaded once at start; its calls from concurrent studies are merged into shared
+inference batches by :class:`service.batcher.DynamicBatcher`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 
 import bentoml
 
+from longisynth.refine.model import choose_providers
 from service.app import Api
 from service.config import Settings
 from service.metrics import Metrics
@@ -42,7 +43,7 @@ def _readiness() -> dict[str, Any]:
     return {
         "status": "ready",
         "execution_provider": _execution_provider(),
-        "model": None,
+        "model": _model(),
         "limits": {
             "max_upload_bytes": SETTINGS.max_upload_bytes,
             "max_voxels": SETTINGS.max_voxels,
@@ -62,14 +63,25 @@ async def _send_json(send: Any, payload: dict[str, Any]) -> None:
 
 
 def _execution_provider() -> str:
-    """CUDA when ONNX Runtime sees a GPU, CPU otherwise (the refiner will run there)."""
+    """The provider the refiner session runs on (CUDA when ONNX Runtime sees a GPU, else CPU)."""
+    if API.refiner is not None:
+        return API.refiner.status().provider
     try:
-        import onnxruntime as ort
-
-        providers = ort.get_available_providers()
+        return choose_providers()[0]
     except ImportError:
         return "none"
-    return "CUDAExecutionProvider" if "CUDAExecutionProvider" in providers else "CPUExecutionProvider"
+
+
+def _model() -> dict[str, Any]:
+    if API.refiner is None:
+        return {"loaded": False, "reason": API.refiner_reason}
+    status = API.refiner.status()
+    return {
+        "loaded": True,
+        "name": status.model,
+        "sha256": status.sha256,
+        "batching": status.extra.get("batching"),
+    }
 
 
 @bentoml.asgi_app(API.app(), path="/")
@@ -84,4 +96,4 @@ class Longisynth:
         return {"longisynth": __version__}
 
 
-Longisynth.add_asgi_middleware(ReadinessMiddleware)
+Longisynth.add_asgi_middleware(ReadinessMiddleware)  # type: ignore[attr-defined]  # set by @service

@@ -23,9 +23,11 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 import longisynth
 from longisynth.io import read_dicom_series
+from longisynth.refine.model import DEFAULT_MODEL
 from tests.conftest import shared_file
 
-pytestmark = pytest.mark.xdist_group("server")
+# The server runs the shipped refiner, so the engine side of every comparison does too.
+pytestmark = [pytest.mark.xdist_group("server"), pytest.mark.refiner]
 KEY = "test-key-123"
 
 
@@ -51,8 +53,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "LONGISYNTH_API_KEYS": KEY,
         "LONGISYNTH_MAX_UPLOAD_BYTES": str(50 << 20),
         "LONGISYNTH_MAX_TIMEPOINTS": "6",
-        "LONGISYNTH_MAX_CONCURRENCY": "1",
+        "LONGISYNTH_MAX_CONCURRENCY": "2",
         "LONGISYNTH_MAX_QUEUE": "1",
+        "LONGISYNTH_REFINER": str(DEFAULT_MODEL),
     }
     log = (tmp.parent / "server.log").open("w")
     proc = subprocess.Popen(
@@ -154,8 +157,10 @@ def test_dicom_series_zip_matches_engine(client: lc.Client, tmp_path: Path) -> N
 def test_demo_and_readiness(client: lc.Client, server: Server) -> None:
     bundle = client.generate_demo("lung", prompt="solid nodule 11 mm", seed=5)
     assert bundle.metadata["spec"]["diameter_mm"] == 11.0 and len(bundle.timepoints) == 4
+    assert bundle.metadata["simulation"]["refiner"]["status"] == "applied"
     ready = client.ready()
     assert ready["execution_provider"] in ("CPUExecutionProvider", "CUDAExecutionProvider")
+    assert ready["model"]["loaded"] is True and len(ready["model"]["sha256"]) == 64
     assert ready["limits"]["max_timepoints"] == 6 and ready["limits"]["auth"] is True
 
 
@@ -252,13 +257,13 @@ def test_full_queue_answers_429_with_retry_after(server: Server) -> None:
             )
         )
 
-    threads = [threading.Thread(target=call) for _ in range(5)]
+    threads = [threading.Thread(target=call) for _ in range(6)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     codes = sorted(r.status_code for r in results)
-    # capacity = 1 running + 1 queued: 5 simultaneous requests cannot all be admitted
+    # capacity = 2 running + 1 queued: 6 simultaneous requests cannot all be admitted
     assert codes.count(200) >= 1 and codes.count(429) >= 1 and set(codes) <= {200, 429}
     busy = next(r for r in results if r.status_code == 429)
     assert int(busy.headers["Retry-After"]) > 0 and busy.json()["error"]["type"] == "too_many_requests"
@@ -276,3 +281,61 @@ def test_metrics_report_requests_and_lesions(server: Server, client: lc.Client) 
 def test_health_is_json(server: Server) -> None:
     r = httpx.get(f"{server.url}/healthz", timeout=10)
     assert r.status_code == 200 and r.json() == {"status": "ok"}
+
+
+def _histogram(text: str, name: str) -> dict[str, float]:
+    """``le`` bucket → cumulative count of a Prometheus histogram (summed over label sets)."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(f"{name}_bucket{{"):
+            le = line.split('le="')[1].split('"')[0]
+            out[le] = out.get(le, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def test_concurrent_studies_share_refiner_batches(server: Server, client: lc.Client) -> None:
+    """Two studies refining at the same time go through the model in merged inference calls."""
+    _wait_idle(server)
+    merged = 0.0
+    for attempt in range(3):
+        before = _histogram(
+            httpx.get(f"{server.url}/metrics", timeout=10).text, "longisynth_model_batch_requests"
+        )
+        bundles: list[lc.Bundle] = []
+
+        def call(seed: int, bundles: list[lc.Bundle] = bundles) -> None:
+            bundles.append(client.generate_demo("lung", prompt="solid nodule 14 mm", seed=seed))
+
+        threads = [threading.Thread(target=call, args=(20 + attempt,)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(bundles) == 2 and _images(bundles[0].bytes) == _images(bundles[1].bytes)
+        after = _histogram(
+            httpx.get(f"{server.url}/metrics", timeout=10).text, "longisynth_model_batch_requests"
+        )
+        # inference calls that merged more than one study's call: all calls minus those with 1
+        total = after["+Inf"] - before.get("+Inf", 0.0)
+        single = after["1.0"] - before.get("1.0", 0.0)
+        merged = total - single
+        if merged > 0:
+            break
+    assert merged > 0, "no refiner batch merged calls of the two concurrent studies"
+    tiles = _histogram(httpx.get(f"{server.url}/metrics", timeout=10).text, "longisynth_model_batch_tiles")
+    assert tiles["+Inf"] > 0
+
+
+def test_openapi_schema_is_the_engine_spec(server: Server) -> None:
+    from longisynth.spec import LesionSpec
+
+    doc = httpx.get(f"{server.url}/openapi.json", timeout=10).json()
+    schemas = doc["components"]["schemas"]
+    engine = LesionSpec.model_json_schema(ref_template="#/components/schemas/{model}")
+    assert schemas["LesionSpec"]["properties"] == engine["properties"]
+    assert set(engine["$defs"]) <= set(schemas)
+    form = schemas["GenerateForm"]["properties"]
+    assert form["spec"]["contentSchema"] == {"$ref": "#/components/schemas/LesionSpec"}
+    assert {"/generate", "/generate/demo", "/jobs", "/jobs/{job_id}", "/jobs/{job_id}/result"} <= set(
+        doc["paths"]
+    )
