@@ -60,6 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     i = sub.add_parser("inspect", help="summarise a bundle")
     i.add_argument("bundle", type=Path)
     i.add_argument("--json", action="store_true", help="print metadata.json")
+
+    from longisynth.dataset.cli import add_dataset_commands
+
+    add_dataset_commands(sub)
     return p
 
 
@@ -219,6 +223,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args.host, args.port)
+    if args.command == "dataset":
+        from longisynth.dataset.cli import run_dataset_command
+
+        return run_dataset_command(args)
     if args.command == "inspect":
         try:
             return _inspect(args.bundle, args.json)

@@ -1,0 +1,76 @@
+"""Export layouts of a dataset: nnU-Net v2, MONAI datalist, BIDS-like tree, DICOM + DICOM-SEG.
+
+Each format has ``export_case(src) -> [relative paths]`` (run per case, in the worker) and, except
+DICOM, ``finalize(layout, design, rows) -> [relative paths]`` (run once at the end over the
+manifest rows of the finished cases).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from longisynth.dataset.design import DatasetDesign, ExportFormat
+from longisynth.dataset.exports.common import CaseSource
+from longisynth.dataset.plan import Plan
+from longisynth.dataset.store import Layout
+from longisynth.errors import InvalidInputError
+
+CaseExporter = Callable[[CaseSource], list[str]]
+Finalizer = Callable[[Layout, DatasetDesign, list[dict[str, Any]]], list[str]]
+
+
+def case_exporter(fmt: ExportFormat) -> CaseExporter:
+    if fmt == ExportFormat.NNUNET:
+        from longisynth.dataset.exports import nnunet
+
+        return nnunet.export_case
+    if fmt == ExportFormat.MONAI:
+        from longisynth.dataset.exports import monai
+
+        return monai.export_case
+    if fmt == ExportFormat.BIDS:
+        from longisynth.dataset.exports import bids
+
+        return bids.export_case
+    from longisynth.dataset.exports import dicom
+
+    return dicom.export_case
+
+
+def finalizer(fmt: ExportFormat) -> Finalizer | None:
+    if fmt == ExportFormat.NNUNET:
+        from longisynth.dataset.exports import nnunet
+
+        return nnunet.finalize
+    if fmt == ExportFormat.MONAI:
+        from longisynth.dataset.exports import monai
+
+        return monai.finalize
+    if fmt == ExportFormat.BIDS:
+        from longisynth.dataset.exports import bids
+
+        return bids.finalize
+    return None
+
+
+def check_formats(plan: Plan, formats: list[ExportFormat]) -> None:
+    """Layouts with one label table and one channel list need one family and one contrast set.
+
+    Raises:
+        InvalidInputError: naming the format and what differs between cases.
+    """
+    shared = [f for f in formats if f in (ExportFormat.NNUNET, ExportFormat.MONAI, ExportFormat.BIDS)]
+    if not shared:
+        return
+    families = {c.resolved.family.value for c in plan.cases if c.resolved is not None and c.resolved.family}
+    contrasts = {tuple(sorted(c.scan.paths)) for c in plan.cases if c.error is None}
+    names = ", ".join(f.value for f in shared)
+    if len(families) > 1:
+        raise InvalidInputError(
+            f"{names} export needs one lesion family; the design mixes {sorted(families)}"
+        )
+    if len(contrasts) > 1 and ExportFormat.NNUNET in shared:
+        raise InvalidInputError(
+            f"nnU-Net export needs the same contrasts in every case; the inputs have {sorted(contrasts)}"
+        )

@@ -1,0 +1,107 @@
+"""What every export reads: one case's bundle (images, masks, metadata) and its plan.
+
+Exports are derived from the bundle alone, so a format can be added to a finished dataset
+without simulating anything again, and NIfTI exports are the bundle's own bytes (copied, not
+re-encoded).
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from longisynth.dataset.design import DatasetDesign
+from longisynth.dataset.plan import CasePlan
+from longisynth.dataset.store import Layout, atomic_write
+from longisynth.io.nifti import scan_from_nifti_bytes
+from longisynth.io.scan import Scan
+
+CONTRAST_ORDER = ["ct", "t1", "t1c", "t2", "flair"]
+# Label names per family, shared by nnU-Net, MONAI and BIDS (DESIGN.md: mask conventions).
+LABELS = {
+    "lung_nodule": {"background": 0, "solid": 1, "ground_glass": 2},
+    "glioma": {"background": 0, "necrotic_core": 1, "edema": 2, "enhancing_tumor": 3},
+}
+
+
+def ordered_contrasts(contrasts: list[str] | str) -> list[str]:
+    """Contrasts in the fixed channel order ct, t1, t1c, t2, flair."""
+    items = contrasts.split(",") if isinstance(contrasts, str) else list(contrasts)
+    return sorted(items, key=CONTRAST_ORDER.index)
+
+
+@dataclass
+class CaseSource:
+    """An open bundle of one case."""
+
+    case: CasePlan
+    design: DatasetDesign
+    layout: Layout
+    zf: zipfile.ZipFile
+    meta: dict[str, Any]
+
+    @classmethod
+    def open(cls, case: CasePlan, design: DatasetDesign, layout: Layout) -> CaseSource:
+        zf = zipfile.ZipFile(layout.root / layout.bundle(case.case_id))
+        return cls(case, design, layout, zf, json.loads(zf.read("metadata.json")))
+
+    def close(self) -> None:
+        self.zf.close()
+
+    @property
+    def contrasts(self) -> list[str]:
+        return ordered_contrasts([f["contrast"] for f in self.meta["input"]["files"]])
+
+    @property
+    def family(self) -> str:
+        return str(self.meta["spec"]["family"])
+
+    @property
+    def timepoints(self) -> list[dict[str, Any]]:
+        return list(self.meta["timepoints"])
+
+    def image_bytes(self, tp: int, contrast: str) -> bytes:
+        """The timepoint's image as ``.nii.gz`` bytes (exactly the bundle's)."""
+        return self.zf.read(f"timepoint_{tp:02d}/{contrast}.nii.gz")
+
+    def mask_bytes(self, tp: int) -> bytes:
+        return self.zf.read(f"timepoint_{tp:02d}/mask.nii.gz")
+
+    def image(self, tp: int, contrast: str) -> Scan:
+        """The timepoint's image decoded (stored dtype, scaling and RAS+ affine)."""
+        return scan_from_nifti_bytes(self.image_bytes(tp, contrast), f"{contrast}.nii.gz")
+
+    def mask(self, tp: int) -> np.ndarray:
+        import gzip
+
+        import nibabel as nib
+
+        img = nib.Nifti1Image.from_bytes(gzip.decompress(self.mask_bytes(tp)))
+        return np.asarray(img.dataobj, dtype=np.uint8)
+
+    def write(self, rel: str, data: bytes) -> str:
+        atomic_write(self.layout.root / rel, data)
+        return rel
+
+
+def write_text(root: Path, rel: str, text: str) -> str:
+    atomic_write(root / rel, text.encode())
+    return rel
+
+
+def write_json(root: Path, rel: str, data: Any) -> str:
+    return write_text(root, rel, json.dumps(data, indent=2) + "\n")
+
+
+def folds_by_scan(scan_ids: list[str], seed: int, n_folds: int = 5) -> dict[str, int]:
+    """Fold per source scan (seeded, balanced): cases made from one scan share its anatomy, so
+    they must never be split between training and validation."""
+    unique = sorted(set(scan_ids))
+    k = max(1, min(n_folds, len(unique)))
+    order = np.random.default_rng([seed, 5]).permutation(len(unique))
+    return {unique[int(i)]: pos % k for pos, i in enumerate(order)}
