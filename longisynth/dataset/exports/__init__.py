@@ -7,7 +7,9 @@ manifest rows of the finished cases).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 from longisynth.dataset.design import DatasetDesign, ExportFormat
@@ -20,38 +22,20 @@ CaseExporter = Callable[[CaseSource], list[str]]
 Finalizer = Callable[[Layout, DatasetDesign, list[dict[str, Any]]], list[str]]
 
 
+def _module(fmt: ExportFormat) -> ModuleType:
+    """The export module of a format, imported on first use (highdicom only for DICOM)."""
+    return importlib.import_module(f"longisynth.dataset.exports.{fmt.value}")
+
+
 def case_exporter(fmt: ExportFormat) -> CaseExporter:
-    if fmt == ExportFormat.NNUNET:
-        from longisynth.dataset.exports import nnunet
-
-        return nnunet.export_case
-    if fmt == ExportFormat.MONAI:
-        from longisynth.dataset.exports import monai
-
-        return monai.export_case
-    if fmt == ExportFormat.BIDS:
-        from longisynth.dataset.exports import bids
-
-        return bids.export_case
-    from longisynth.dataset.exports import dicom
-
-    return dicom.export_case
+    """What writes one case in layout ``fmt``."""
+    exporter: CaseExporter = _module(fmt).export_case
+    return exporter
 
 
 def finalizer(fmt: ExportFormat) -> Finalizer | None:
-    if fmt == ExportFormat.NNUNET:
-        from longisynth.dataset.exports import nnunet
-
-        return nnunet.finalize
-    if fmt == ExportFormat.MONAI:
-        from longisynth.dataset.exports import monai
-
-        return monai.finalize
-    if fmt == ExportFormat.BIDS:
-        from longisynth.dataset.exports import bids
-
-        return bids.finalize
-    return None
+    """What writes the dataset-level files of layout ``fmt`` (None: DICOM has none)."""
+    return getattr(_module(fmt), "finalize", None)
 
 
 def check_formats(plan: Plan, formats: list[ExportFormat]) -> None:
