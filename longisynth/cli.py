@@ -62,8 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true", help="print metadata.json")
 
     from longisynth.dataset.cli import add_dataset_commands
+    from longisynth.evaluate.cli import add_evaluate_command
 
     add_dataset_commands(sub)
+    add_evaluate_command(sub)
     return p
 
 
@@ -223,6 +225,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args.host, args.port)
+    if args.command == "evaluate":
+        from longisynth.evaluate.cli import run_evaluate_command
+
+        return run_evaluate_command(args)
     if args.command == "dataset":
         from longisynth.dataset.cli import run_dataset_command
 

@@ -90,7 +90,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture
 def client(server: Server) -> Iterator[lc.Client]:
-    with lc.Client(server.url, api_key=KEY, max_retries=0) as c:
+    # generous timeouts: on a loaded 2-core CI machine a refined study can take a minute
+    with lc.Client(server.url, api_key=KEY, max_retries=0, timeout=600) as c:
         yield c
 
 
