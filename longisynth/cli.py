@@ -63,9 +63,11 @@ def _parser() -> argparse.ArgumentParser:
 
     from longisynth.dataset.cli import add_dataset_commands
     from longisynth.evaluate.cli import add_evaluate_command
+    from longisynth.vtt.cli import add_vtt_commands
 
     add_dataset_commands(sub)
     add_evaluate_command(sub)
+    add_vtt_commands(sub)
     return p
 
 
@@ -225,6 +227,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args.host, args.port)
+    if args.command == "vtt":
+        from longisynth.vtt.cli import run_vtt_command
+
+        return run_vtt_command(args)
     if args.command == "evaluate":
         from longisynth.evaluate.cli import run_evaluate_command
 
