@@ -58,15 +58,16 @@ class Pool:
             self.admitted += 1
             self._on_depth(self.admitted)
 
-        def wrapped() -> T:
-            try:
-                return fn()
-            finally:
-                with self._lock:
-                    self.admitted -= 1
-                    self._on_depth(self.admitted)
+        def release(_: Future[T]) -> None:
+            with self._lock:
+                self.admitted -= 1
+                self._on_depth(self.admitted)
 
-        return self._executor.submit(wrapped)
+        # Released when the work ends *or* when it is cancelled before it started (a cancelled
+        # future never runs its function, so a ``finally`` inside it would leak the slot).
+        future = self._executor.submit(fn)
+        future.add_done_callback(release)
+        return future
 
     async def run(self, fn: Callable[[], T]) -> T:
         return await asyncio.wrap_future(self.submit(fn))

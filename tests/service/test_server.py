@@ -274,7 +274,8 @@ def test_metrics_report_requests_and_lesions(server: Server, client: lc.Client) 
     _wait_idle(server)
     client.generate_demo("lung", prompt="solid nodule 10 mm", seed=9)
     text = httpx.get(f"{server.url}/metrics", timeout=10).text
-    assert 'longisynth_requests_total{endpoint="generate_demo",status="200"}' in text
+    requests = [line for line in text.splitlines() if line.startswith("longisynth_requests")]
+    assert 'longisynth_requests_total{endpoint="generate_demo",status="200"}' in text, requests
     assert 'longisynth_lesions_generated_total{family="lung_nodule"}' in text
     assert "longisynth_bytes_out_total" in text and "longisynth_request_duration_seconds_bucket" in text
 
