@@ -25,7 +25,9 @@ import io
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,14 +36,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_refiner import Config, build_model, patch_pool
 
 from longisynth.refine.patches import BAND_IN_VOX, BAND_OUT_VOX, CHANNELS, TILE, training_example
-from longisynth.refine.sampler import RefineSettings, refine_crops
+from longisynth.refine.sampler import Denoise, RefineSettings, refine_crops
 from longisynth.refine.schedule import BETA_END, BETA_START, NUM_TRAIN_TIMESTEPS
 
 PARITY_TOLERANCE = 1e-3
 MEMORISATION_EXAMPLES = 48
 
 
-def export(src: Path, out: Path, log=print) -> dict:
+def export(src: Path, out: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Export ``src/refiner.pt`` to ``out/refiner.onnx`` and write ``out/refiner.json``."""
     import onnxruntime as ort
     import torch
@@ -54,10 +56,11 @@ def export(src: Path, out: Path, log=print) -> dict:
     torch.manual_seed(0)
     example = (torch.randn(2, 4, TILE, TILE, TILE), torch.tensor([10, 200]))
     buffer = io.BytesIO()
+    # a BytesIO works with the TorchScript exporter, though the stubs only name paths
     torch.onnx.export(
         model,
         example,
-        buffer,
+        buffer,  # type: ignore[arg-type]
         dynamo=False,
         opset_version=17,
         input_names=["x", "t"],
@@ -89,9 +92,10 @@ def export(src: Path, out: Path, log=print) -> dict:
     train_path = src / "refiner_train.json"
     training = json.loads(train_path.read_text()) if train_path.is_file() else {}
     training.pop("loss_curve", None)
-    card = {
+    digest = hashlib.sha256(data).hexdigest()
+    card: dict[str, Any] = {
         "name": f"longisynth-refiner-w{cfg.width}-s{cfg.steps}",
-        "sha256": hashlib.sha256(data).hexdigest(),
+        "sha256": digest,
         "bytes": len(data),
         "inputs": {"x": ["batch", len(CHANNELS), TILE, TILE, TILE], "t": ["batch"]},
         "channels": list(CHANNELS),
@@ -105,11 +109,11 @@ def export(src: Path, out: Path, log=print) -> dict:
         "command": "python models/train_refiner.py && python models/export_onnx.py",
     }
     (out / "refiner.json").write_text(json.dumps(card, indent=2) + "\n")
-    log(f"wrote {out / 'refiner.onnx'} ({len(data) / 1e6:.2f} MB, sha256 {card['sha256'][:12]}…)")
+    log(f"wrote {out / 'refiner.onnx'} ({len(data) / 1e6:.2f} MB, sha256 {digest[:12]}…)")
     return card
 
 
-def memorisation_check(cfg: Config, denoise, log=print) -> dict:
+def memorisation_check(cfg: Config, denoise: Denoise, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Nearest-training-tile distances of generated bands vs. of real held-apart bands (see module doc)."""
     t0 = time.perf_counter()
     train_pool = patch_pool(0, cfg, None).patches

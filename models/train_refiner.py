@@ -29,8 +29,10 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -69,7 +71,7 @@ PRESETS = {
 }
 
 
-def build_model(width: int):  # -> torch.nn.Module (torch is imported lazily)
+def build_model(width: int) -> Any:  # a torch.nn.Module (torch is imported lazily)
     """The network: 4 input channels (x_t, guide, band, lesion), ε̂ out, no attention."""
     from monai.networks.nets import DiffusionModelUNet
 
@@ -172,7 +174,9 @@ def patch_pool(instance: int, cfg: Config, data_dir: Path | None) -> PatchPool:
 # ------------------------------------------------------------------------------------------ training
 
 
-def train(cfg: Config, out: Path, data_dir: Path | None = None, log=print) -> dict:
+def train(
+    cfg: Config, out: Path, data_dir: Path | None = None, log: Callable[[str], None] = print
+) -> dict[str, Any]:
     """Train and write ``out/refiner.pt`` and ``out/refiner_train.json``; returns the log dict."""
     import torch
 

@@ -30,6 +30,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -113,7 +114,7 @@ def real_samples(folder: Path, rng: np.random.Generator) -> list[Sample]:
     return out
 
 
-def train(samples: list[Sample], steps: int, seed: int):  # -> torch.nn.Module
+def train(samples: list[Sample], steps: int, seed: int) -> Any:  # a torch.nn.Module
     import torch
     from monai.losses import DiceCELoss
     from monai.networks.nets import UNet
@@ -142,7 +143,7 @@ def train(samples: list[Sample], steps: int, seed: int):  # -> torch.nn.Module
     return net.eval()
 
 
-def dice_scores(net: object, samples: list[Sample]) -> dict[str, list[float]]:
+def dice_scores(net: Any, samples: list[Sample]) -> dict[str, list[float]]:
     import torch
 
     out: dict[str, list[float]] = {}
