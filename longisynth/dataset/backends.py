@@ -9,6 +9,7 @@ not 100 000 futures with results.
 from __future__ import annotations
 
 import multiprocessing
+import socket
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -97,6 +98,21 @@ def run_local(tasks: Iterable[CaseTask], sched: Scheduling, on_result: ResultFn)
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _require_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, not minutes, when nothing listens at ``host:port`` (ray.init would retry)."""
+    if address == "auto":
+        return
+    hostport = address.split("://", 1)[-1].rsplit("/", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise InvalidInputError(f"Ray address {address!r} is not host:port, ray://host:port or auto")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise InvalidInputError(f"cannot reach Ray at {address!r}: {exc.strerror or exc}") from None
+
+
 def connect_ray(address: str | None, workers: int | None) -> bool:
     """Make sure this process is connected to Ray; returns whether it started a local instance
     (which the caller stops with ``ray.shutdown()``).
@@ -115,6 +131,7 @@ def connect_ray(address: str | None, workers: int | None) -> bool:
     if ray.is_initialized():
         return False
     if address:
+        _require_reachable(address)
         try:
             ray.init(address=address, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:

@@ -167,3 +167,20 @@ def test_cli_plan_and_one_line_errors(
 def _manifest_rows(path: Path) -> list[dict[str, str]]:
     with path.open() as fh:
         return list(csv.DictReader(fh))
+
+
+def test_unreachable_ray_address_fails_fast() -> None:
+    import time
+
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        pytest.skip("this process is already connected to Ray")
+    from longisynth.dataset.backends import connect_ray
+    from longisynth.errors import InvalidInputError
+
+    t0 = time.monotonic()
+    with pytest.raises(InvalidInputError, match=r"cannot reach Ray at '127\.0\.0\.1:1'"):
+        connect_ray("127.0.0.1:1", 2)
+    with pytest.raises(InvalidInputError, match="not host:port"):
+        connect_ray("nonsense", 2)
+    assert time.monotonic() - t0 < 15
