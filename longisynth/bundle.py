@@ -158,6 +158,7 @@ def write_bundle(
     preview: bool = True,
     threads: int = 2,
     timings_s: dict[str, float] | None = None,
+    record_timings: bool = True,
 ) -> Path:
     """Write the study as a zip at ``path`` (atomically: a temp file renamed on success).
 
@@ -166,6 +167,8 @@ def write_bundle(
         preview: include ``preview.png``.
         threads: gzip workers (ISA-L releases the GIL, so 2 threads use 2 cores).
         timings_s: extra stage timings to record (e.g. reading the input).
+        record_timings: write wall times (s) into ``metadata.json``; False leaves ``timings_s``
+            empty, so the whole zip is byte-identical across runs (dataset generation).
     """
     path = Path(path)
     t0 = time.perf_counter()
@@ -194,12 +197,16 @@ def write_bundle(
                 from longisynth.preview import render_preview
 
                 _add(zf, "preview.png", render_preview(study))
-            timings = {
-                **study.timings_s,
-                **(timings_s or {}),
-                "write_images": round(t_images, 4),
-                "write_total": round(time.perf_counter() - t0, 4),
-            }
+            timings = (
+                {
+                    **study.timings_s,
+                    **(timings_s or {}),
+                    "write_images": round(t_images, 4),
+                    "write_total": round(time.perf_counter() - t0, 4),
+                }
+                if record_timings
+                else {}
+            )
             meta = build_metadata(study, files, timings)
             _add(zf, "metadata.json", json.dumps(meta, indent=2).encode())
         umask = os.umask(0)

@@ -8,10 +8,8 @@ goes on.
 
 from __future__ import annotations
 
-import json
 import os
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from longisynth.dataset.exports import case_exporter
 from longisynth.dataset.exports.common import CaseSource
 from longisynth.dataset.manifest import plan_row, result_columns
 from longisynth.dataset.plan import CasePlan
-from longisynth.dataset.store import TMP_SUFFIX, Layout, atomic_json, sha256_file, write_marker
+from longisynth.dataset.store import Layout, atomic_json, sha256_file, write_marker
 from longisynth.errors import InvalidInputError, LongisynthError
 from longisynth.result import Study
 
@@ -130,32 +128,19 @@ def _simulate(task: CaseTask) -> Study:
 
 
 def _write_bundle(study: Study, dest: Path, design: DatasetDesign) -> None:
-    """The engine's bundle with ``timings_s`` emptied (timings vary; the bundle must not), written
-    atomically. Timings go to the run log instead."""
+    """The engine's bundle without wall times (they vary; the bundle must not), written atomically
+    by ``write_bundle`` itself. Timings go to the run log instead."""
     from longisynth.bundle import write_bundle
 
     dest.parent.mkdir(parents=True, exist_ok=True)
-    raw = dest.with_name(f".{dest.name}.{os.getpid()}.raw{TMP_SUFFIX}")
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}{TMP_SUFFIX}")
-    try:
-        write_bundle(
-            study, raw, displacement=design.output.displacement, preview=design.output.preview, threads=1
-        )
-        with (
-            zipfile.ZipFile(raw) as zin,
-            zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zout,
-        ):
-            for info in zin.infolist():
-                data = zin.read(info)
-                if info.filename == "metadata.json":
-                    meta = json.loads(data)
-                    meta["timings_s"] = {}
-                    data = json.dumps(meta, indent=2).encode()
-                zout.writestr(info, data)
-        os.replace(tmp, dest)
-    finally:
-        raw.unlink(missing_ok=True)
-        tmp.unlink(missing_ok=True)
+    write_bundle(
+        study,
+        dest,
+        displacement=design.output.displacement,
+        preview=design.output.preview,
+        threads=1,
+        record_timings=False,
+    )
 
 
 def _export(task: CaseTask, layout: Layout, row: dict[str, Any]) -> list[str]:
