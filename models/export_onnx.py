@@ -86,7 +86,13 @@ def export(src: Path, out: Path, log: Callable[[str], None] = print) -> dict[str
     def denoise(x: np.ndarray, t: np.ndarray) -> np.ndarray:
         return session.run(None, {"x": x, "t": t})[0]
 
-    memo = memorisation_check(cfg, denoise, log)
+    scans = [Path(p) for p in ckpt.get("data", [])]
+    missing = [str(p) for p in scans if not p.exists()]
+    if missing:
+        raise SystemExit(
+            f"training scans not found (needed for the memorisation check): {', '.join(missing)}"
+        )
+    memo = memorisation_check(cfg, denoise, log, scans)
     out.mkdir(parents=True, exist_ok=True)
     (out / "refiner.onnx").write_bytes(data)
     train_path = src / "refiner_train.json"
@@ -106,17 +112,21 @@ def export(src: Path, out: Path, log: Callable[[str], None] = print) -> dict[str
         "parity_max_abs_diff": parity,
         "training": training,
         "memorisation": memo,
-        "command": "python models/train_refiner.py && python models/export_onnx.py",
+        "command": " ".join(["python models/train_refiner.py", *[f"--data {p}" for p in scans]])
+        + " && python models/export_onnx.py",
     }
     (out / "refiner.json").write_text(json.dumps(card, indent=2) + "\n")
     log(f"wrote {out / 'refiner.onnx'} ({len(data) / 1e6:.2f} MB, sha256 {digest[:12]}…)")
     return card
 
 
-def memorisation_check(cfg: Config, denoise: Denoise, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Nearest-training-tile distances of generated bands vs. of real held-apart bands (see module doc)."""
+def memorisation_check(
+    cfg: Config, denoise: Denoise, log: Callable[[str], None] = print, data: list[Path] | None = None
+) -> dict[str, Any]:
+    """Nearest-training-tile distances of generated bands vs. of real held-apart bands (see module doc);
+    ``data``: the real scans the model was trained on besides the phantoms."""
     t0 = time.perf_counter()
-    train_pool = patch_pool(0, cfg, None).patches
+    train_pool = patch_pool(0, cfg, data).patches
     held = patch_pool(1, cfg, None)
     rng = np.random.default_rng([cfg.seed, 7])
     n = min(MEMORISATION_EXAMPLES, len(held.patches))

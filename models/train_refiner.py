@@ -3,7 +3,7 @@
     python models/train_refiner.py                 # the shipped model (2 CPU cores: ≈ 10 min)
     python models/train_refiner.py --quick         # a few minutes, same recipe, fewer steps
     python models/train_refiner.py --device cuda --steps 20000 --width 16   # longer/larger on a GPU
-    python models/train_refiner.py --data-dir /my/healthy/niftis           # add your own scans
+    python models/train_refiner.py --data /my/healthy/niftis  # add your own scans (files or folders)
 
 What it learns (DESIGN.md §7): given a 24³ tile in which a thin band around a lesion boundary holds
 the rule-based render (right structure, wrong texture), and real tissue everywhere else, predict the
@@ -14,9 +14,10 @@ intensity offset is added to a real patch (so the "lesion" carries real texture)
 that target blurred with white noise inside the band.
 
 Data (all offline): the embedded thorax CT phantom (HU), the four MRI contrasts of the brain
-phantom built from the MNI152 template shipped in nilearn (z-scored in the brain), and any NIfTI
-files in ``--data-dir`` (CT detected by its HU range; MRI z-scored in the foreground). Phantom
-instance 0 is for training; instance 1 is held apart for the memorisation check.
+phantom built from the MNI152 template shipped in nilearn (z-scored in the brain), and the healthy
+scans given with ``--data`` (NIfTI files, DICOM series folders, or folders of NIfTI files; CT
+detected by its HU range, MRI z-scored in the foreground). Phantom instance 0 is for training;
+instance 1 is held apart for the memorisation check.
 
 Writes ``OUT/refiner.pt`` (weights + config) and ``OUT/refiner_train.json`` (config, losses,
 patch-pool provenance, wall time). ``models/export_onnx.py`` turns them into ``refiner.onnx``.
@@ -133,8 +134,18 @@ def _mr_volume(values: NDArray, rng: np.random.Generator, n: int) -> list[NDArra
     return _sample_patches((v - mean) / sd, fg, n, rng)
 
 
-def patch_pool(instance: int, cfg: Config, data_dir: Path | None) -> PatchPool:
-    """All tiles of phantom instance ``instance`` (0: training, 1: held apart) plus ``data_dir``."""
+def data_paths(items: list[Path]) -> list[Path]:
+    """The scans named by ``--data``: a NIfTI file, a DICOM series folder (it holds no NIfTI), or a
+    folder whose ``*.nii*`` files are each a scan; sorted within each folder."""
+    out: list[Path] = []
+    for item in items:
+        niftis = sorted(item.glob("*.nii*")) if item.is_dir() else []
+        out += niftis if niftis else [item]
+    return out
+
+
+def patch_pool(instance: int, cfg: Config, data: list[Path] | None) -> PatchPool:
+    """All tiles of phantom instance ``instance`` (0: training, 1: held apart) plus the ``data`` scans."""
     from longisynth.phantoms.brain import make_brain_phantom
     from longisynth.phantoms.thorax import make_thorax_phantom
 
@@ -150,12 +161,12 @@ def patch_pool(instance: int, cfg: Config, data_dir: Path | None) -> PatchPool:
         got = _mr_volume(img, rng, cfg.patches_per_volume // 2)
         tiles += got
         source += [f"mni152_{contrast}_{instance}"] * len(got)
-    if data_dir is not None and instance == 0:
+    if data and instance == 0:
         from longisynth.anatomy.modality import detect_modality
         from longisynth.io import read_scan
         from longisynth.spec import Modality
 
-        for path in sorted(data_dir.glob("*.nii*")):
+        for path in data_paths(data):
             scan = read_scan(path)
             values = scan.values()
             ct = detect_modality(values, scan.raw.dtype) == Modality.CT
@@ -164,6 +175,8 @@ def patch_pool(instance: int, cfg: Config, data_dir: Path | None) -> PatchPool:
                 if ct
                 else _mr_volume(values, rng, cfg.patches_per_volume)
             )
+            if not got:
+                print(f"warning: {path.name}: no {TILE}^3 tile fits inside it; skipped", file=sys.stderr)
             tiles += got
             source += [path.name] * len(got)
     arr = np.stack(tiles).astype(np.float32)
@@ -175,7 +188,7 @@ def patch_pool(instance: int, cfg: Config, data_dir: Path | None) -> PatchPool:
 
 
 def train(
-    cfg: Config, out: Path, data_dir: Path | None = None, log: Callable[[str], None] = print
+    cfg: Config, out: Path, data: list[Path] | None = None, log: Callable[[str], None] = print
 ) -> dict[str, Any]:
     """Train and write ``out/refiner.pt`` and ``out/refiner_train.json``; returns the log dict."""
     import torch
@@ -183,7 +196,7 @@ def train(
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     t0 = time.perf_counter()
-    pool = patch_pool(0, cfg, data_dir)
+    pool = patch_pool(0, cfg, data)
     log(
         f"patch pool: {len(pool.patches)} tiles of {TILE}^3 from {len(set(pool.source))} volumes "
         f"({time.perf_counter() - t0:.1f} s)"
@@ -222,7 +235,10 @@ def train(
             log(f"step {step + 1}/{cfg.steps}  loss {recent:.4f}  ({time.perf_counter() - t_train:.0f} s)")
     wall = time.perf_counter() - t0
     out.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": model.state_dict(), "config": asdict(cfg)}, out / "refiner.pt")
+    data_files = [str(p) for p in data_paths(data or [])]
+    torch.save(
+        {"state_dict": model.state_dict(), "config": asdict(cfg), "data": data_files}, out / "refiner.pt"
+    )
     window = max(1, len(losses) // 10)
     record = {
         "config": asdict(cfg),
@@ -230,6 +246,7 @@ def train(
         "tile": TILE,
         "patches": len(pool.patches),
         "patch_sources": sorted(set(pool.source)),
+        "patches_per_source": {k: pool.source.count(k) for k in sorted(set(pool.source))},
         "loss_first": float(np.mean(losses[:window])),
         "loss_last": float(np.mean(losses[-window:])),
         "loss_curve": [
@@ -257,7 +274,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--device", default=None, help="cpu (default) or cuda")
-    parser.add_argument("--data-dir", type=Path, help="extra healthy NIfTI volumes")
+    parser.add_argument(
+        "--data",
+        "--data-dir",
+        type=Path,
+        action="append",
+        help="healthy scans to add: a NIfTI file, a DICOM folder or a folder of NIfTI files (repeatable)",
+    )
     args = parser.parse_args(argv)
     cfg = PRESETS["tiny" if args.tiny else "quick" if args.quick else "full"]
     overrides = {
@@ -266,10 +289,11 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, k) is not None
     }
     cfg = Config(**{**asdict(cfg), **overrides})
-    if args.data_dir is not None and not args.data_dir.is_dir():
-        print(f"error: --data-dir {args.data_dir} is not a folder", file=sys.stderr)
+    missing = [str(p) for p in args.data or [] if not p.exists()]
+    if missing:
+        print(f"error: --data {', '.join(missing)} does not exist", file=sys.stderr)
         return 2
-    train(cfg, args.out, args.data_dir)
+    train(cfg, args.out, args.data)
     return 0
 
 

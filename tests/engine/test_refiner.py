@@ -42,21 +42,18 @@ def _ball(shape: tuple[int, int, int], center: tuple[float, float, float], r: fl
     return sum((a - c) ** 2 for a, c in zip(g, center, strict=True)) <= r**2
 
 
+def _run_model_script(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=600, cwd=ROOT)
+
+
 @pytest.mark.xdist_group("train")
 def test_train_and_export_tiny_config(tmp_path: Path) -> None:
     """The real scripts, end to end, on a config that takes seconds; the export checks parity."""
-    for cmd in (
-        [sys.executable, str(ROOT / "models" / "train_refiner.py"), "--tiny", "--out", str(tmp_path)],
-        [
-            sys.executable,
-            str(ROOT / "models" / "export_onnx.py"),
-            "--src",
-            str(tmp_path),
-            "--out",
-            str(tmp_path),
-        ],
+    for args in (
+        ("models/train_refiner.py", "--tiny", "--out", str(tmp_path)),
+        ("models/export_onnx.py", "--src", str(tmp_path), "--out", str(tmp_path)),
     ):
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+        done = _run_model_script(*args)
         assert done.returncode == 0, done.stderr[-2000:]
     card = json.loads((tmp_path / "refiner.json").read_text())
     assert max(card["parity_max_abs_diff"].values()) < 1e-3
@@ -65,6 +62,35 @@ def test_train_and_export_tiny_config(tmp_path: Path) -> None:
     assert model is not None, reason
     x = np.random.default_rng(0).standard_normal((5, 4, TILE, TILE, TILE)).astype(np.float32)
     assert model(x, np.arange(5, dtype=np.int64)).shape == (5, 1, TILE, TILE, TILE)
+
+
+@pytest.mark.xdist_group("train")
+def test_training_on_user_scans_enters_the_memorisation_check(tmp_path: Path) -> None:
+    """``--data`` scans join the patch pool, and the export's memorisation check compares generated
+    bands with them too; the card's command names them. A DICOM series thinner than a tile (20
+    slices < 24) is read but yields no tiles, which the trainer says."""
+    ct = shared_file("totalseg_example_ct_sm.nii.gz")
+    dicom = shared_file("totalseg_ct_dicom")
+    phantom_only = tmp_path / "phantom"
+    with_data = tmp_path / "data"
+    assert _run_model_script("models/train_refiner.py", "--tiny", "--out", str(phantom_only)).returncode == 0
+    done = _run_model_script(
+        "models/train_refiner.py", "--tiny", "--out", str(with_data), "--data", str(ct), "--data", str(dicom)
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads((with_data / "refiner_train.json").read_text())
+    assert ct.name in record["patches_per_source"] and dicom.name not in record["patches_per_source"]
+    assert f"{dicom.name}: no {TILE}^3 tile fits" in done.stderr
+    for folder in (phantom_only, with_data):
+        done = _run_model_script("models/export_onnx.py", "--src", str(folder), "--out", str(folder))
+        assert done.returncode == 0, done.stderr[-2000:]
+    plain = json.loads((phantom_only / "refiner.json").read_text())
+    card = json.loads((with_data / "refiner.json").read_text())
+    extra = record["patches_per_source"][ct.name]
+    assert card["memorisation"]["training_tiles"] == plain["memorisation"]["training_tiles"] + extra
+    assert f"--data {ct}" in card["command"] and f"--data {dicom}" in card["command"]
+    missing = _run_model_script("models/train_refiner.py", "--tiny", "--data", str(tmp_path / "nope"))
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
 
 
 def test_shipped_model_card_matches_file(shipped: OnnxRefiner) -> None:
