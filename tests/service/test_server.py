@@ -122,7 +122,10 @@ def _differences(ours: dict[str, bytes], engine: dict[str, bytes]) -> list[str]:
             out.append(f"{name}: header differs (shape {va.shape} vs {vb.shape})")
             continue
         diff = np.abs(va.astype(np.float64) - vb.astype(np.float64))
-        out.append(f"{name}: {int((diff > 0).sum())} voxels differ, max |diff| {diff.max():.3g}")
+        if diff.max() == 0:
+            out.append(f"{name}: header fields differ, voxels equal")
+        else:
+            out.append(f"{name}: {int((diff > 0).sum())} voxels differ, max |diff| {diff.max():.3g}")
     return out
 
 
