@@ -119,7 +119,7 @@ def _differences(ours: dict[str, bytes], engine: dict[str, bytes]) -> list[str]:
         ia, ib = nib.Nifti1Image.from_bytes(a), nib.Nifti1Image.from_bytes(b)
         va, vb = np.asanyarray(ia.dataobj), np.asanyarray(ib.dataobj)
         if va.shape != vb.shape or not np.array_equal(ia.affine, ib.affine):
-            out.append(f"{name}: header differs (shape {va.shape} vs {vb.shape})")
+            out.append(f"{name}: grid differs (shape {va.shape} vs {vb.shape}, or the affine)")
             continue
         diff = np.abs(va.astype(np.float64) - vb.astype(np.float64))
         if diff.max() == 0:
