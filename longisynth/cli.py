@@ -224,6 +224,11 @@ def _serve(host: str, port: int) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["evaluate", "realism"]:  # its own parser: `evaluate BUNDLE...` keeps its positionals
+        from longisynth.evaluate.realism.cli import main as realism_main
+
+        return realism_main(argv[2:])
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args.host, args.port)

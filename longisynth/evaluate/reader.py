@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 import zipfile
@@ -13,6 +12,7 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
+from isal import igzip, igzip_lib
 from numpy.typing import NDArray
 
 from longisynth.errors import InvalidInputError
@@ -70,10 +70,10 @@ class BundleReader:
         try:
             data = self._zf.read(member)
             if member.endswith(".gz"):
-                data = gzip.decompress(data)
+                data = igzip.decompress(data)  # ISA-L: several times faster than zlib on whole scans
             img = nib.Nifti1Image.from_bytes(data)
             img.dataobj.get_unscaled()  # type: ignore[attr-defined]  # force a full read now, so errors surface here
-        except (zipfile.BadZipFile, OSError, EOFError, zlib.error, ValueError) as err:
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error, igzip_lib.IsalError, ValueError) as err:  # type: ignore[misc]
             raise InvalidInputError(f"{self.path}: cannot read {member} ({err})") from None
         except Exception as err:  # nibabel raises a zoo of types (HeaderDataError, ImageFileError...)
             raise InvalidInputError(

@@ -1,0 +1,268 @@
+"""``longisynth evaluate realism`` end to end on small hand-built folders and bundles."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from longisynth.cli import main
+
+from .fixtures import (
+    BRAIN_SHAPE,
+    _nii_bytes,
+    brain_images,
+    glioma,
+    write_bundle,
+    write_lung_bundles,
+    write_real_lung_folder,
+)
+
+LINE = re.compile(r"^AUC (\d\.\d\d) \[(\d\.\d\d)–(\d\.\d\d)\]$")
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out.strip(), err.strip()
+
+
+@pytest.fixture
+def lung_sets(tmp_path: Path) -> tuple[Path, list[Path], list[Path]]:
+    rng = np.random.default_rng(0)
+    real = write_real_lung_folder(tmp_path / "real", 12, rng, texture=60.0, blur=0.4)
+    different = write_lung_bundles(tmp_path / "different", 4, 3, rng, texture=0.0, blur=1.6)
+    alike = write_lung_bundles(tmp_path / "alike", 4, 3, rng, texture=60.0, blur=0.4)
+    return real, different, alike
+
+
+def test_lung_prints_one_auc_line_and_writes_reports(
+    lung_sets: tuple[Path, list[Path], list[Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real, different, alike = lung_sets
+    html_path, json_path = tmp_path / "r.html", tmp_path / "r.json"
+    code, out, _ = _run(
+        [
+            "evaluate",
+            "realism",
+            "--family",
+            "lung",
+            "--real",
+            str(real),
+            *map(str, different),
+            "-o",
+            str(html_path),
+            "--json",
+            str(json_path),
+            "-q",
+        ],
+        capsys,
+    )
+    assert code == 0
+    m = LINE.match(out)
+    assert m, out
+    auc, lo, hi = map(float, m.groups())
+    assert auc > 0.9 and lo <= auc <= hi
+    data = json.loads(json_path.read_text())
+    assert data["n_real"] == 24 and data["n_synthetic"] == 24
+    assert data["groups"] == {"real": 12, "synthetic": 4, "shared": 0}
+    assert not any("size" in f["name"] or "diameter" in f["name"] for f in data["features"])
+    assert "What gives the lesions away" in html_path.read_text()
+    code, out, _ = _run(
+        [
+            "evaluate",
+            "realism",
+            "--family",
+            "lung",
+            "--real",
+            str(real),
+            *map(str, alike),
+            "-o",
+            str(html_path),
+            "-q",
+        ],
+        capsys,
+    )
+    assert code == 0 and float(LINE.match(out).group(1)) < 0.7  # type: ignore[union-attr]
+
+
+def test_missing_mask_is_one_line_exit_2(
+    lung_sets: tuple[Path, list[Path], list[Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real, different, _ = lung_sets
+    victim = sorted((real / "mask").iterdir())[3]
+    victim.unlink()
+    code, out, err = _run(
+        [
+            "evaluate",
+            "realism",
+            "--family",
+            "lung",
+            "--real",
+            str(real),
+            *map(str, different),
+            "-o",
+            str(tmp_path / "r.html"),
+        ],
+        capsys,
+    )
+    assert code == 2 and out == ""
+    assert len(err.splitlines()) == 1 and victim.name in err and "no mask" in err
+
+
+def test_wrong_family_bundle_is_one_line_exit_2(
+    lung_sets: tuple[Path, list[Path], list[Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real, different, _ = lung_sets
+    code, _out, err = _run(
+        [
+            "evaluate",
+            "realism",
+            "--family",
+            "glioma",
+            "--real",
+            str(real),
+            str(different[0]),
+            "-o",
+            str(tmp_path / "r.html"),
+        ],
+        capsys,
+    )
+    assert code == 2 and len(err.splitlines()) == 1
+    bundle = tmp_path / "glioma.zip"
+    write_bundle(
+        bundle,
+        "glioma",
+        ["0" * 64],
+        [{"flair": np.zeros((4, 4, 4), np.int16), "mask": np.zeros((4, 4, 4), np.uint8)}],
+    )
+    code, _out, err = _run(
+        [
+            "evaluate",
+            "realism",
+            "--family",
+            "lung",
+            "--real",
+            str(real),
+            str(bundle),
+            *map(str, different),
+            "-o",
+            str(tmp_path / "r.html"),
+        ],
+        capsys,
+    )
+    assert code == 2 and len(err.splitlines()) == 1 and "glioma bundle" in err and "lung_nodule" in err
+
+
+def _brats_folder(root: Path, n: int, rng: np.random.Generator) -> dict[str, dict[str, str]]:
+    """BraTS-layout cases with a real tumour on one side; returns case -> contrast -> sha256."""
+    digests: dict[str, dict[str, str]] = {}
+    affine = np.diag([-1.0, -1.0, 1.0, 1.0])
+    for c in range(n):
+        name = f"Case_{c:02d}"
+        (root / name).mkdir(parents=True)
+        labels = glioma(rng, (12, 20, 16))
+        seg = labels.copy()
+        seg[labels == 3] = 4  # BraTS 2018 numbering
+        (root / name / f"{name}_seg.nii.gz").write_bytes(_nii_bytes(seg, affine))
+        digests[name] = {}
+        for contrast, img in brain_images(rng, labels, bright=1.0).items():
+            path = root / name / f"{name}_{contrast}.nii.gz"
+            path.write_bytes(_nii_bytes(img, affine))
+            digests[name][contrast] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return digests
+
+
+def test_glioma_same_brain_groups_and_unmatched_host(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = np.random.default_rng(5)
+    real = tmp_path / "brats"
+    digests = _brats_folder(real, 6, rng)
+    bundles = []
+    affine = np.diag([-1.0, -1.0, 1.0, 1.0])
+    for name, files in digests.items():
+        tps = []
+        for _ in range(2):
+            labels = glioma(rng, (28, 20, 16))  # other hemisphere, same kind of tumour
+            imgs = brain_images(rng, labels, bright=1.0)
+            tps.append(
+                {
+                    "t1": imgs["t1"],
+                    "t1c": imgs["t1ce"],
+                    "t2": imgs["t2"],
+                    "flair": imgs["flair"],
+                    "mask": labels,
+                }
+            )
+        bundles.append(write_bundle(tmp_path / f"{name}.zip", "glioma", list(files.values()), tps, affine))
+    json_path = tmp_path / "g.json"
+    code, out, err = _run(
+        [
+            "evaluate",
+            "realism",
+            "--family",
+            "glioma",
+            "--real",
+            str(real),
+            *map(str, bundles),
+            "-o",
+            str(tmp_path / "g.html"),
+            "--json",
+            str(json_path),
+            "-q",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert LINE.match(out)
+    data = json.loads(json_path.read_text())
+    assert data["groups"] == {"real": 6, "synthetic": 6, "shared": 6}  # one brain = one group
+    assert data["contrasts"] == ["flair", "t1", "t1c", "t2"]
+    stranger = tmp_path / "stranger.zip"
+    labels = glioma(rng, (28, 20, 16))
+    imgs = brain_images(rng, labels, bright=1.0)
+    write_bundle(
+        stranger,
+        "glioma",
+        ["f" * 64],
+        [{"t1": imgs["t1"], "t1c": imgs["t1ce"], "t2": imgs["t2"], "flair": imgs["flair"], "mask": labels}],
+        affine,
+    )
+    code, out, err = _run(
+        [
+            "evaluate",
+            "realism",
+            "--family",
+            "glioma",
+            "--real",
+            str(real),
+            str(stranger),
+            "-o",
+            str(tmp_path / "g.html"),
+        ],
+        capsys,
+    )
+    assert code == 2 and "host brain is none of the real cases" in err and len(err.splitlines()) == 1
+    assert nib.load(real / "Case_00" / "Case_00_seg.nii.gz").shape == BRAIN_SHAPE
+
+
+@pytest.mark.slow
+def test_real_lidc_folder_reads(shared_data: Path) -> None:
+    from longisynth.evaluate.realism.lesions import real_lung_lesions
+
+    folder = shared_data / "lidc_nodules"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} absent")
+    lesions = [lesion for _, lesion in zip(range(20), real_lung_lesions(folder), strict=False)]
+    assert len(lesions) == 20
+    assert all(lesion.group.startswith("LIDC-IDRI-") for lesion in lesions)
+    # LIDC-IDRI nodules are ≥ 3 mm; inside they range from ground-glass to calcified
+    assert all(2.0 < lesion.diameter_mm < 40 for lesion in lesions)
+    assert all(-900 < lesion.features["hu_inside_mean"] < 1500 for lesion in lesions)
+    assert 0.5 < float(np.median([lesion.features["shape_solidity"] for lesion in lesions])) <= 1.0
