@@ -21,7 +21,9 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 def add_evaluate_command(subparsers: Any) -> argparse.ArgumentParser:
     """Register the ``evaluate`` sub-command on an ``argparse`` sub-parsers object."""
     p: argparse.ArgumentParser = subparsers.add_parser(
-        "evaluate", help="re-measure bundles from their images and check them against their spec"
+        "evaluate",
+        help="re-measure bundles from their images and check them against their spec "
+        "('evaluate realism --help': compare their lesions with real ones)",
     )
     p.add_argument("bundles", nargs="+", type=Path, metavar="BUNDLE", help="bundle zip or folder of zips")
     p.add_argument(
@@ -34,8 +36,30 @@ def add_evaluate_command(subparsers: Any) -> argparse.ArgumentParser:
         default=50,
         help="bundles with figures (failing ones always get them; default 50)",
     )
+    p.add_argument(
+        "--progression",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="real pairs of scans (Brain-Tumor-Progression layout: NN/{Pre,Post}_{Scan_T1,Mask}.nii.gz, "
+        "dates.csv): compare the bundles' change between timepoints with real change",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
+
+
+def longitudinal_comparison(folder: Path, bundles: list[Path]) -> dict[str, Any]:
+    """Real progression pairs in ``folder`` vs consecutive timepoints of ``bundles`` (see
+    :mod:`longisynth.evaluate.longitudinal`). Raises :class:`InvalidInputError` on unreadable input."""
+    from longisynth.evaluate.longitudinal import (
+        bundle_progression_measures,
+        compare_progression,
+        real_progression_measures,
+    )
+
+    real = real_progression_measures(folder)
+    synthetic = [m for path in bundles for m in bundle_progression_measures(path)]
+    return compare_progression(real, synthetic)
 
 
 def find_bundles(paths: list[Path]) -> list[Path]:
@@ -91,10 +115,12 @@ def _evaluate_all(paths: list[Path], max_figures: int, bar: Any) -> Iterator[tup
 
 def run_evaluate_command(args: argparse.Namespace) -> int:
     """Run ``evaluate`` with parsed arguments; returns the exit status (0, 1 or 2)."""
+    from longisynth.evaluate.longitudinal import progression_html
     from longisynth.evaluate.report import bundle_section, html_report, json_report, text_summary
 
     try:
         paths = find_bundles(list(args.bundles))
+        longitudinal = None if args.progression is None else longitudinal_comparison(args.progression, paths)
     except InvalidInputError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -107,9 +133,10 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
             reports.append(report)
             sections.append(bundle_section(report, figures))
     try:
-        args.output.write_text(html_report(reports, sections), encoding="utf-8")
+        extra = "" if longitudinal is None else progression_html(longitudinal)
+        args.output.write_text(html_report(reports, sections, extra), encoding="utf-8")
         if args.json is not None:
-            args.json.write_text(json_report(reports), encoding="utf-8")
+            args.json.write_text(json_report(reports, longitudinal), encoding="utf-8")
     except OSError as err:
         print(f"error: cannot write the report ({err})", file=sys.stderr)
         return EXIT_BAD_INPUT

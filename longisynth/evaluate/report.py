@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -91,15 +92,20 @@ def _table(rows: list[dict[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def json_report(reports: Iterable[BundleReport]) -> str:
-    """Deterministic JSON (sorted keys, rounded floats) of every bundle's numbers."""
+def json_report(reports: Iterable[BundleReport], longitudinal: dict[str, Any] | None = None) -> str:
+    """Deterministic JSON (sorted keys, rounded floats) of every bundle's numbers.
+
+    ``longitudinal``: the real-vs-synthetic change comparison (``--progression``), when made.
+    """
     items = [r.to_json() for r in reports]
-    out = {
+    out: dict[str, Any] = {
         "longisynth_version": __version__,
         "bundles": items,
         "n_bundles": len(items),
         "n_passed": sum(1 for i in items if i["passed"]),
     }
+    if longitudinal is not None:
+        out["longitudinal"] = _rounded(longitudinal)
     return json.dumps(out, indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
@@ -165,8 +171,19 @@ def bundle_section(r: BundleReport, figures: dict[str, str]) -> str:
     )
 
 
-def html_report(reports: list[BundleReport], sections: list[str]) -> str:
-    """The whole self-contained page: summary table across bundles, then one section per bundle."""
+def _rounded(x: Any) -> Any:
+    if isinstance(x, float):
+        return round(x, 6) if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _rounded(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_rounded(v) for v in x]
+    return x
+
+
+def html_report(reports: list[BundleReport], sections: list[str], extra: str = "") -> str:
+    """The whole self-contained page: summary table across bundles, ``extra`` (e.g. the longitudinal
+    comparison), then one section per bundle."""
     rows = [summary_row(r) for r in reports]
     keys = list(rows[0]) if rows else []
     head = "".join(f"<th class=l>{html.escape(k)}</th>" for k in keys)
@@ -185,5 +202,5 @@ def html_report(reports: list[BundleReport], sections: list[str]) -> str:
         f"<p>{len(reports)} bundles, {n_pass} pass every hard check. Numbers are re-measured from the images "
         "(volumes mm³, diameters mm, times days, CT intensities HU); metadata supplies only the scan days "
         "and the requested spec.</p>"
-        f"<table><tr>{head}</tr>{''.join(body)}</table><h2>Bundles</h2>{''.join(sections)}</body></html>\n"
+        f"<table><tr>{head}</tr>{''.join(body)}</table>{extra}<h2>Bundles</h2>{''.join(sections)}</body></html>\n"
     )
