@@ -31,7 +31,7 @@ from longisynth.evaluate.realism.lesions import (
     synthetic_lesions,
 )
 
-__all__ = ["RealismReport", "feature_table", "run_realism"]
+__all__ = ["RealismReport", "collect_lesions", "feature_table", "run_realism"]
 
 FAMILY_ALIASES = {"lung": "lung_nodule", "lung_nodule": "lung_nodule", "glioma": "glioma"}
 GLIOMA_CONTRAST_ORDER = ("flair", "t1", "t1c", "t2")
@@ -126,9 +126,11 @@ def _glioma_contrasts(cases: Any, bundles: Sequence[Path]) -> list[str]:
     return [c for c in GLIOMA_CONTRAST_ORDER if c in common]
 
 
-def _collect(
-    family: str, real: Path, bundles: Sequence[Path], progress: ProgressFn
+def collect_lesions(
+    family: str, real: Path, bundles: Sequence[Path], progress: ProgressFn = _silent
 ) -> tuple[list[Lesion], list[str]]:
+    """Real lesions of ``real`` and every qualifying timepoint of ``bundles`` (``family``: lung_nodule
+    or glioma), with the MRI contrasts compared (empty for lung). Raises :class:`InvalidInputError`."""
     lesions: list[Lesion] = []
     contrasts: list[str] = []
     if not real.exists():
@@ -167,7 +169,7 @@ def run_realism(
         raise InvalidInputError(f"unknown family {family!r}: use lung or glioma")
     if not bundles:
         raise InvalidInputError("no bundles given")
-    lesions, contrasts = _collect(fam, Path(real), bundles, progress)
+    lesions, contrasts = collect_lesions(fam, Path(real), bundles, progress)
     names = sorted({k for lesion in lesions for k in lesion.features})
     X = np.array([[lesion.features.get(n, math.nan) for n in names] for lesion in lesions], dtype=np.float64)
     keep = [bool(np.isfinite(X[:, j]).any()) for j in range(X.shape[1])]
