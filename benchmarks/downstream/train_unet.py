@@ -10,15 +10,17 @@ smooth or lobulated, 6–20 mm, in the thorax phantom instance 0 (seeds 0…N−
 spiculated nodules and ground-glass nodules the training set never had. Every timepoint of a
 study is one sample; a 32³ patch (voxels of the phantom, 1.4×1.4×2 mm) is cut around the lesion
 with a random offset (the lesion is not always centred). A small MONAI 3D U-Net (channels
-8-16-32-64, ≈ 0.3 M parameters) is trained with Dice + cross-entropy on the CPU, seeded;
+8-16-32-64, ≈ 0.3 M parameters; the shared harness ``common.py``) is trained with Dice +
+cross-entropy on the CPU, seeded;
 reported: Dice per test group, mean ± sd.
 
 (b) **Synthetic → real.** ``--real-test DIR`` evaluates the same trained network on a labelled
 real test set in nnU-Net v2 raw layout (``DIR/imagesTs/*_0000.nii.gz`` + ``DIR/labelsTs/*.nii.gz``,
 or imagesTr/labelsTr): each connected lesion component gives a 32³ patch after resampling the
 scan to the phantom's 1.4×1.4×2 mm grid; Dice is computed in the patch. LIDC-IDRI/LUNA16 nodules
-converted to nnU-Net layout (e.g. with the nnU-Net conversion scripts) work as is; BraTS needs a
-glioma model (``--family glioma`` is not implemented yet). Nothing is downloaded: bring the data.
+converted to nnU-Net layout (e.g. with the nnU-Net conversion scripts) work as is. For real
+lesions in the LIDC-IDRI crop or BraTS layouts, and for gliomas, use ``synthetic_vs_real.py``
+(synthetic vs real vs both, tested on real lesions). Nothing is downloaded: bring the data.
 
 Reports, never asserts. Needs ``pip install -e '.[train]'`` (torch, MONAI).
 """
@@ -28,7 +30,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +37,18 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks/: the shared harness
+
+from downstream.common import NetConfig, Sample, dice, predict, train
+
 PATCH = 32
 SPACING_MM = (1.4, 1.4, 2.0)
 HU_WINDOW = (-1000.0, 400.0)
 
 
-@dataclass
-class Sample:
-    image: NDArray[np.float32]  # (PATCH,)*3, HU scaled to 0…1 over HU_WINDOW
-    mask: NDArray[np.uint8]  # lesion (any component) = 1
-    group: str
+def _sample(image: NDArray, mask: NDArray, group: str) -> Sample:
+    """A 32³ patch: HU scaled to 0…1 over HU_WINDOW (one channel), lesion (any component) = 1."""
+    return Sample(_normalise(image)[None], (mask > 0).astype(np.int64), group, group)
 
 
 def _normalise(hu: NDArray) -> NDArray[np.float32]:
@@ -86,7 +89,7 @@ def synthetic_samples(
         for i in range(len(study.timepoints)):
             got = _patch_around(study.image(i), study.mask(i) > 0, rng)
             if got is not None:
-                out.append(Sample(_normalise(got[0]), got[1].astype(np.uint8), group))
+                out.append(_sample(got[0], got[1], group))
     return out
 
 
@@ -110,49 +113,21 @@ def real_samples(folder: Path, rng: np.random.Generator) -> list[Sample]:
         for k in range(1, n + 1):
             got = _patch_around(hu, components == k, rng, jitter=0)
             if got is not None and got[0].shape == (PATCH,) * 3:
-                out.append(Sample(_normalise(got[0]), (got[1] > 0).astype(np.uint8), "real"))
+                out.append(_sample(got[0], got[1], "real"))
     return out
 
 
-def train(samples: list[Sample], steps: int, seed: int) -> Any:  # a torch.nn.Module
-    import torch
-    from monai.losses import DiceCELoss
-    from monai.networks.nets import UNet
-
-    torch.manual_seed(seed)
-    torch.set_num_threads(2)
-    net = UNet(3, 1, 2, channels=(8, 16, 32, 64), strides=(2, 2, 2), num_res_units=1)
-    opt = torch.optim.AdamW(net.parameters(), lr=3e-3)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
-    rng = np.random.default_rng(seed)
-    x_all = np.stack([s.image for s in samples])[:, None]
-    y_all = np.stack([s.mask for s in samples])[:, None].astype(np.int64)
-    for step in range(steps):
-        idx = rng.integers(len(samples), size=8)
-        x, y = x_all[idx].copy(), y_all[idx].copy()
-        for b in range(len(idx)):  # flips along the three axes: cheap augmentation
-            for ax in range(3):
-                if rng.random() < 0.5:
-                    x[b, 0], y[b, 0] = np.flip(x[b, 0], ax), np.flip(y[b, 0], ax)
-        loss = loss_fn(net(torch.from_numpy(x.copy())), torch.from_numpy(y.copy()))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if (step + 1) % max(1, steps // 10) == 0:
-            print(f"  step {step + 1}/{steps}  loss {float(loss.detach()):.3f}", file=sys.stderr, flush=True)
-    return net.eval()
+def config(steps: int) -> NetConfig:
+    """The small 3D U-Net of this benchmark (8-16-32-64 channels), batch 8, flips and quarter turns."""
+    return NetConfig(
+        in_channels=1, classes=2, patch=(PATCH,) * 3, channels=(8, 16, 32, 64), batch=8, steps=steps
+    )
 
 
 def dice_scores(net: Any, samples: list[Sample]) -> dict[str, list[float]]:
-    import torch
-
     out: dict[str, list[float]] = {}
-    with torch.no_grad():
-        for s in samples:
-            pred = net(torch.from_numpy(s.image[None, None])).argmax(1)[0].numpy() > 0
-            truth = s.mask > 0
-            denom = pred.sum() + truth.sum()
-            out.setdefault(s.group, []).append(float(2 * (pred & truth).sum() / denom) if denom else 1.0)
+    for s in samples:
+        out.setdefault(s.group, []).append(dice(predict(net, s.image, (PATCH,) * 3) > 0, s.labels > 0))
     return out
 
 
@@ -186,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     test_set = synthetic_samples(1, range(1000, 1000 + args.test_studies), test_prompts, rng)
     t_data = time.perf_counter() - t0
     print(f"{len(train_set)} training / {len(test_set)} test patches in {t_data:.0f} s", file=sys.stderr)
-    net = train(train_set, args.steps, args.seed)
+    net = train(train_set, config(args.steps), args.seed, lambda m: print(m, file=sys.stderr, flush=True))
     t_train = time.perf_counter() - t0 - t_data
     scores = dice_scores(net, test_set)
     seen = dice_scores(net, train_set)
