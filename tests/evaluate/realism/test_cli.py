@@ -266,3 +266,36 @@ def test_real_lidc_folder_reads(shared_data: Path) -> None:
     assert all(2.0 < lesion.diameter_mm < 40 for lesion in lesions)
     assert all(-900 < lesion.features["hu_inside_mean"] < 1500 for lesion in lesions)
     assert 0.5 < float(np.median([lesion.features["shape_solidity"] for lesion in lesions])) <= 1.0
+
+
+def test_same_inputs_and_seed_give_the_same_report(
+    lung_sets: tuple[Path, list[Path], list[Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real, different, _ = lung_sets
+    outputs = []
+    for k in range(2):
+        json_path = tmp_path / f"r{k}.json"
+        argv = ["evaluate", "realism", "--family", "lung", "--real", str(real), *map(str, different)]
+        assert (
+            _run([*argv, "-o", str(tmp_path / f"r{k}.html"), "--json", str(json_path), "-q"], capsys)[0] == 0
+        )
+        outputs.append(json_path.read_bytes())
+    assert outputs[0] == outputs[1]
+
+
+def test_real_brats_case_reads_with_our_labels(shared_data: Path) -> None:
+    from longisynth.evaluate.realism.lesions import brats_cases, real_glioma_lesions
+
+    folder = shared_data / "brats2018"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} absent")
+    cases = brats_cases(folder)
+    assert len(cases) == 7 and all(set(c.contrasts) == {"flair", "t1", "t1c", "t2"} for c in cases)
+    lesion = next(real_glioma_lesions(cases[:1], ["flair", "t1c"]))
+    f = lesion.features
+    # BraTS 2018: 1 necrotic/non-enhancing, 2 oedema, 4 enhancing -> ours 1, 2, 3
+    assert f["fraction_enhancing"] > 0.05 and f["fraction_oedema"] > 0.2
+    assert abs(f["fraction_necrotic"] + f["fraction_oedema"] + f["fraction_enhancing"] - 1.0) < 1e-9
+    assert f["flair_oedema_mean"] > 0.5  # FLAIR-bright oedema (brain z-scores; brain mean is 0)
+    assert f["t1c_enhancing_mean"] > f["t1c_necrotic_mean"]  # enhancing rim brighter than the core
+    assert 20.0 < lesion.diameter_mm < 90.0
