@@ -100,9 +100,9 @@ def _real_tumour(case: Path) -> tuple[str, float]:
 
     from longisynth.measure import longest_diameter_mm
 
-    img = nib.load(case / f"{case.name}_seg.nii.gz")
+    img = nib.Nifti1Image.from_filename(case / f"{case.name}_seg.nii.gz")
     seg = np.asarray(img.dataobj) > 0
-    brain = np.asarray(nib.load(case / f"{case.name}_flair.nii.gz").dataobj) > 0
+    brain = np.asarray(nib.Nifti1Image.from_filename(case / f"{case.name}_flair.nii.gz").dataobj) > 0
     world = lambda m: nib.affines.apply_affine(img.affine, np.argwhere(m).mean(axis=0))  # noqa: E731
     side = "left" if world(seg)[0] > world(brain)[0] else "right"  # RAS+: x grows to the subject's right
     spacing = tuple(float(s) for s in img.header.get_zooms()[:3])

@@ -66,7 +66,7 @@ def brain_sample(
         channels.append(downsample_image(z))
     weight = None
     if ignore is not None:
-        weight = 1.0 - np.ceil(downsample_image(ignore.astype(np.float32)))
+        weight = (1.0 - np.ceil(downsample_image(ignore.astype(np.float32)))).astype(np.float32)
     return Sample(np.stack(channels), downsample_labels(labels), group, name, weight)
 
 
@@ -81,15 +81,15 @@ def brats_case(
         found = sorted(case.glob(f"*_{theirs}.nii*"))
         if not found:
             raise FileNotFoundError(f"{case}: no *_{theirs}.nii.gz")
-        images[ours] = np.asarray(nib.load(found[0]).get_fdata(dtype=np.float32))  # type: ignore[attr-defined]
+        images[ours] = np.asarray(nib.Nifti1Image.from_filename(found[0]).get_fdata(dtype=np.float32))
     seg_path = next(iter(sorted(case.glob("*_seg.nii*"))), None)
     if seg_path is None:
         raise FileNotFoundError(f"{case}: no *_seg.nii.gz")
-    seg_img = nib.load(seg_path)
+    seg_img = nib.Nifti1Image.from_filename(seg_path)
     seg = np.asarray(seg_img.dataobj).astype(np.int64)
     labels = np.zeros(seg.shape, np.uint8)
-    for theirs, ours in BRATS_TO_OURS.items():
-        labels[seg == theirs] = ours
+    for their_label, our_label in BRATS_TO_OURS.items():
+        labels[seg == their_label] = our_label
     brain = np.zeros(seg.shape, bool)
     for x in images.values():
         brain |= x != 0

@@ -81,9 +81,9 @@ def real_samples(folder: Path) -> list[Sample]:
         mask_path = folder / "mask" / image_path.name
         if not mask_path.is_file():
             raise FileNotFoundError(f"{folder}: {image_path.name} has no mask/{image_path.name}")
-        img = nib.load(image_path)
+        img = nib.Nifti1Image.from_filename(image_path)
         hu = np.asarray(img.get_fdata(dtype=np.float32))  # type: ignore[attr-defined]
-        mask = np.asarray(nib.load(mask_path).dataobj) > 0
+        mask = np.asarray(nib.Nifti1Image.from_filename(mask_path).dataobj) > 0
         if not mask.any():
             continue
         stem = image_path.name.split(".nii")[0]
