@@ -24,7 +24,7 @@ from longisynth.dataset.design import DatasetDesign
 from longisynth.dataset.distributions import Choice, Conditional
 from longisynth.dataset.inputs import ScanEntry, resolve_inputs
 from longisynth.errors import InvalidInputError, LongisynthError
-from longisynth.prompt import spec_from_prompt
+from longisynth.spec.prompt import spec_from_prompt
 from longisynth.spec import LesionSpec, resolve_spec
 
 # spawn_key namespaces (first element) so the streams of different purposes never coincide

@@ -1,6 +1,6 @@
 """Free-text prompt -> :class:`~longisynth.spec.LesionSpec` (only the fields the prompt sets).
 
-The parser is a list of regular-expression rules (:mod:`longisynth._prompt_rules`) applied, most
+The parser is a list of regular-expression rules (:mod:`longisynth.spec.prompt.rules`) applied, most
 specific first, to a normalised copy of the prompt. Each match is *consumed* (blanked) and records
 ``(phrase, field)``; whatever words remain and are not filler ("simulate", "the", "scan"...) are
 the prompt's unknown words. Following DESIGN.md ("a prompt that cannot be understood is an error
@@ -18,7 +18,7 @@ Conventions decided here (documented because a prompt can be read more than one 
 - "N follow-ups" means N scans after the baseline scan, so N + 1 timepoints; "follow-up at 3 and
   6 months" prepends the implied baseline (day 0), "scans at 3 and 6 months" does not;
 - "every 3 months" with no span takes the span from "N scans" or "over ..." (the duration is then
-  expressed by the timepoints), else :data:`~longisynth.spec.DEFAULT_N_TIMEPOINTS` scans;
+  expressed by the timepoints), else :data:`~longisynth.spec.defaults.DEFAULT_N_TIMEPOINTS` scans;
 - durations are rounded to 3 decimals of a day, scan times to 4 (so month multiples stay exact);
 - a decimal comma is accepted in sizes only ("1,5 cm"), where it cannot be a list separator;
 - a field that exists for one family only (nodule_type, grade, lung lobe, brain lobe, pleura)
@@ -36,10 +36,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from longisynth._prompt_rules import RULES
-from longisynth._prompt_units import MAX_TIMEPOINTS, regular_times
 from longisynth.errors import InvalidInputError, PromptNotUnderstoodError
-from longisynth.spec import DEFAULT_N_TIMEPOINTS, LesionSpec
+from longisynth.spec.defaults import DEFAULT_N_TIMEPOINTS
+from longisynth.spec.prompt.handlers import MAX_TIMEPOINTS, regular_times
+from longisynth.spec.prompt.rules import RULES
+from longisynth.spec.schema import LesionSpec
 
 __all__ = ["MAX_PROMPT_CHARS", "ParsedPrompt", "normalise", "parse_prompt", "spec_from_prompt"]
 

@@ -1,0 +1,184 @@
+"""Resolve a partial spec into a concrete one: every field the engine needs is set.
+
+Unset fields get their documented default (:mod:`longisynth.spec.defaults`) or a value drawn from
+the study's seeded generator; contradictory requests are errors that say what contradicts what.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from longisynth.errors import InvalidInputError
+from longisynth.spec.defaults import (
+    DEFAULT_D_WHITE_MM2_PER_DAY,
+    DEFAULT_DURATION_DAYS,
+    DEFAULT_GLIOMA_DIAMETER_MM,
+    DEFAULT_N_TIMEPOINTS,
+    DEFAULT_NODULE_DIAMETER_MM,
+    DEFAULT_RHO_PER_DAY,
+    DEFAULT_SOLID_FRACTION,
+    DEFAULT_VDT_DAYS,
+    fleischner_schedule_days,
+)
+from longisynth.spec.schema import (
+    Family,
+    GliomaGrade,
+    GrowthLaw,
+    GrowthSpec,
+    LesionSpec,
+    Modality,
+    NoduleType,
+    Schedule,
+    ShapeKind,
+)
+
+
+def _diameter_ratio(law: GrowthLaw, dt_days: float, growth: GrowthSpec) -> float | None:
+    """final/baseline diameter ratio implied by an exponential / regressing law over ``dt_days``."""
+    if law == GrowthLaw.EXPONENTIAL and growth.doubling_time_days:
+        return float(2.0 ** (dt_days / growth.doubling_time_days / 3.0))
+    if law == GrowthLaw.REGRESSING and growth.halving_time_days:
+        return float(0.5 ** (dt_days / growth.halving_time_days / 3.0))
+    if law == GrowthLaw.STABLE:
+        return 1.0
+    return None
+
+
+def resolve_spec(spec: LesionSpec, modality: Modality, rng: np.random.Generator) -> LesionSpec:
+    """Fill every unset field of ``spec`` with its documented default.
+
+    Args:
+        spec: the merged request (prompt fields overridden by structured fields).
+        modality: the input scan's modality; picks the family when the request does not.
+        rng: the study's generator (only used for values that are sampled, e.g. the side).
+
+    Raises:
+        InvalidInputError: on contradictory sizes/rates, or a family that does not match the scan.
+    """
+    s = spec.model_copy(deep=True)
+    if s.family is None:
+        s.family = Family.LUNG_NODULE if modality == Modality.CT else Family.GLIOMA
+    if s.family == Family.LUNG_NODULE and modality != Modality.CT:
+        raise InvalidInputError(
+            "lung nodules are simulated in chest CT (Hounsfield units); the input looks like MRI"
+        )
+    if s.family == Family.GLIOMA and modality != Modality.MR:
+        raise InvalidInputError("gliomas are simulated in brain MRI; the input looks like CT")
+
+    if s.family == Family.LUNG_NODULE:
+        s.nodule_type = s.nodule_type or NoduleType.SOLID
+        if s.nodule_type == NoduleType.PART_SOLID and s.solid_fraction is None:
+            s.solid_fraction = DEFAULT_SOLID_FRACTION
+        s.shape = s.shape or ShapeKind.SMOOTH
+        s.growth.law = s.growth.law or GrowthLaw.EXPONENTIAL
+        if s.growth.law == GrowthLaw.REACTION_DIFFUSION:
+            raise InvalidInputError("reaction-diffusion growth is for gliomas; use exponential or gompertz")
+        s.location.juxtapleural = bool(s.location.juxtapleural)
+        s.mass_effect = True if s.mass_effect is None else s.mass_effect
+    else:
+        s.grade = s.grade or GliomaGrade.HIGH
+        s.shape = s.shape or ShapeKind.SMOOTH
+        s.growth.law = s.growth.law or GrowthLaw.REACTION_DIFFUSION
+        if s.growth.law != GrowthLaw.REACTION_DIFFUSION:
+            raise InvalidInputError(
+                f"gliomas grow by reaction-diffusion in longisynth, not by the {s.growth.law.value} law"
+            )
+        s.growth.proliferation_per_day = s.growth.proliferation_per_day or DEFAULT_RHO_PER_DAY[s.grade]
+        s.growth.diffusion_mm2_per_day = (
+            s.growth.diffusion_mm2_per_day or DEFAULT_D_WHITE_MM2_PER_DAY[s.grade]
+        )
+        s.location.juxtapleural = False
+        s.mass_effect = True if s.mass_effect is None else s.mass_effect
+
+    _resolve_times_and_sizes(s)
+    if s.seed is None:
+        s.seed = int(rng.integers(0, 2**31 - 1))
+    return s
+
+
+def _resolve_times_and_sizes(s: LesionSpec) -> None:
+    assert s.family is not None and s.growth.law is not None
+    law = s.growth.law
+    if s.family == Family.LUNG_NODULE and s.nodule_type is not None:
+        if (
+            law == GrowthLaw.EXPONENTIAL
+            and s.growth.doubling_time_days is None
+            and not (s.diameter_mm and s.baseline_diameter_mm)
+        ):
+            s.growth.doubling_time_days = DEFAULT_VDT_DAYS[s.nodule_type]
+        if (
+            law == GrowthLaw.REGRESSING
+            and s.growth.halving_time_days is None
+            and not (s.diameter_mm and s.baseline_diameter_mm)
+        ):
+            s.growth.halving_time_days = 180.0
+
+    # --- timepoints
+    if s.timepoints_days is None:
+        if s.schedule == Schedule.FLEISCHNER and s.family == Family.LUNG_NODULE:
+            size = s.baseline_diameter_mm or s.diameter_mm or DEFAULT_NODULE_DIAMETER_MM
+            assert s.nodule_type is not None
+            s.timepoints_days = fleischner_schedule_days(s.nodule_type, size)
+        else:
+            n = s.n_timepoints or DEFAULT_N_TIMEPOINTS
+            duration = s.duration_days or DEFAULT_DURATION_DAYS[s.family]
+            s.timepoints_days = [0.0] if n == 1 else [round(duration * i / (n - 1), 3) for i in range(n)]
+    if s.n_timepoints is not None and s.n_timepoints != len(s.timepoints_days):
+        raise InvalidInputError(
+            f"n_timepoints={s.n_timepoints} contradicts the {len(s.timepoints_days)} timepoints given"
+        )
+    s.n_timepoints = len(s.timepoints_days)
+    s.duration_days = s.timepoints_days[-1] - s.timepoints_days[0]
+    s.schedule = s.schedule or Schedule.EVEN
+
+    # --- sizes
+    dt = s.duration_days
+    if s.family == Family.GLIOMA:
+        assert s.grade is not None
+        if s.diameter_mm is None:
+            s.diameter_mm = DEFAULT_GLIOMA_DIAMETER_MM[s.grade]
+        return  # baseline size follows from the PDE
+    ratio = _diameter_ratio(law, dt, s.growth)
+    if law == GrowthLaw.GOMPERTZ:
+        final = s.diameter_mm or DEFAULT_NODULE_DIAMETER_MM
+        s.diameter_mm = final
+        if s.growth.max_diameter_mm is None:
+            s.growth.max_diameter_mm = round(final * 1.25, 3)
+        if s.growth.max_diameter_mm <= final:
+            raise InvalidInputError("growth.max_diameter_mm must exceed the final diameter_mm")
+        if s.baseline_diameter_mm is None:
+            s.baseline_diameter_mm = round(final * 0.6, 3)
+        if s.baseline_diameter_mm >= final and dt > 0:
+            raise InvalidInputError("a Gompertz nodule must be smaller at baseline than at the end")
+        return
+    if s.diameter_mm is not None and s.baseline_diameter_mm is not None:
+        if ratio is not None and dt > 0 and law != GrowthLaw.STABLE:
+            implied = s.baseline_diameter_mm * ratio
+            if abs(implied - s.diameter_mm) > 0.05 * s.diameter_mm:
+                raise InvalidInputError(
+                    f"baseline {s.baseline_diameter_mm} mm, final {s.diameter_mm} mm and the growth "
+                    "rate contradict each other; give only two of the three"
+                )
+        if law == GrowthLaw.STABLE and abs(s.diameter_mm - s.baseline_diameter_mm) > 1e-6:
+            raise InvalidInputError("a stable lesion cannot change diameter")
+        if dt > 0 and law == GrowthLaw.EXPONENTIAL and s.growth.doubling_time_days is None:
+            if s.diameter_mm <= s.baseline_diameter_mm:
+                raise InvalidInputError("a growing nodule must be larger at the end than at baseline")
+            s.growth.doubling_time_days = round(
+                dt * math.log(2) / 3 / math.log(s.diameter_mm / s.baseline_diameter_mm), 3
+            )
+        if dt > 0 and law == GrowthLaw.REGRESSING and s.growth.halving_time_days is None:
+            if s.diameter_mm >= s.baseline_diameter_mm:
+                raise InvalidInputError("a regressing nodule must be smaller at the end than at baseline")
+            s.growth.halving_time_days = round(
+                dt * math.log(2) / 3 / math.log(s.baseline_diameter_mm / s.diameter_mm), 3
+            )
+        return
+    assert ratio is not None
+    if s.baseline_diameter_mm is not None:
+        s.diameter_mm = round(s.baseline_diameter_mm * ratio, 4)
+    else:
+        s.diameter_mm = s.diameter_mm or DEFAULT_NODULE_DIAMETER_MM
+        s.baseline_diameter_mm = round(s.diameter_mm / ratio, 4)

@@ -1,0 +1,222 @@
+"""The one schema: what a longitudinal study should contain.
+
+:class:`LesionSpec` is the request body of the service, the ``--spec`` JSON of the CLI, the
+output of the prompt parser and the ``spec`` block of ``metadata.json``. Every field is optional
+in a request; :func:`longisynth.spec.resolve.resolve_spec` fills each unset field with a documented
+default (:mod:`longisynth.spec.defaults`) or a value drawn from the seeded generator.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Family(StrEnum):
+    LUNG_NODULE = "lung_nodule"
+    GLIOMA = "glioma"
+
+
+class Modality(StrEnum):
+    CT = "ct"
+    MR = "mr"
+
+
+class NoduleType(StrEnum):
+    SOLID = "solid"
+    PART_SOLID = "part_solid"
+    GROUND_GLASS = "ground_glass"
+
+
+class GliomaGrade(StrEnum):
+    LOW = "low"
+    HIGH = "high"
+
+
+class GrowthLaw(StrEnum):
+    EXPONENTIAL = "exponential"  # volume doubles every `doubling_time_days`
+    GOMPERTZ = "gompertz"  # saturating towards `max_diameter_mm`
+    STABLE = "stable"  # no change in size
+    REGRESSING = "regressing"  # volume halves every `halving_time_days`
+    REACTION_DIFFUSION = "reaction_diffusion"  # Fisher–Kolmogorov (gliomas)
+
+
+class ShapeKind(StrEnum):
+    SMOOTH = "smooth"
+    LOBULATED = "lobulated"
+    SPICULATED = "spiculated"
+
+
+class Side(StrEnum):
+    LEFT = "left"
+    RIGHT = "right"
+
+
+class Level(StrEnum):
+    UPPER = "upper"
+    MIDDLE = "middle"
+    LOWER = "lower"
+
+
+class Depth(StrEnum):
+    CENTRAL = "central"
+    PERIPHERAL = "peripheral"
+
+
+class LungLobe(StrEnum):
+    """Lung lobes; the TotalSegmentator label of each is in :data:`TOTALSEG_LOBE_LABELS`."""
+
+    LEFT_UPPER = "left_upper"
+    LEFT_LOWER = "left_lower"
+    RIGHT_UPPER = "right_upper"
+    RIGHT_MIDDLE = "right_middle"
+    RIGHT_LOWER = "right_lower"
+
+
+TOTALSEG_LOBE_LABELS: dict[LungLobe, int] = {
+    LungLobe.LEFT_UPPER: 10,
+    LungLobe.LEFT_LOWER: 11,
+    LungLobe.RIGHT_UPPER: 12,
+    LungLobe.RIGHT_MIDDLE: 13,
+    LungLobe.RIGHT_LOWER: 14,
+}
+
+
+class BrainLobe(StrEnum):
+    FRONTAL = "frontal"
+    PARIETAL = "parietal"
+    TEMPORAL = "temporal"
+    OCCIPITAL = "occipital"
+
+
+class Contrast(StrEnum):
+    CT = "ct"
+    T1 = "t1"
+    T1C = "t1c"
+    T2 = "t2"
+    FLAIR = "flair"
+
+
+class Schedule(StrEnum):
+    EVEN = "even"  # n timepoints evenly spread over duration_days
+    FLEISCHNER = "fleischner"  # follow-up intervals of the Fleischner 2017 guideline
+
+
+Vec3 = tuple[float, float, float]
+PositiveMm = Annotated[float, Field(gt=0.0)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_enum_values=False, validate_assignment=True)
+
+
+class Location(_Model):
+    """Where the lesion starts. Anatomical words, a world point, or a voxel (any combination;
+    an explicit point wins over words)."""
+
+    side: Side | None = Field(None, description="Patient side (left/right).")
+    level: Level | None = Field(None, description="Cranio-caudal zone of the lung: upper/middle/lower.")
+    lung_lobe: LungLobe | None = Field(
+        None, description="Lung lobe (exact with a label map, approximate otherwise)."
+    )
+    brain_lobe: BrainLobe | None = Field(
+        None, description="Brain lobe (approximate, from MNI152 registration)."
+    )
+    depth: Depth | None = Field(
+        None, description="Central (perihilar / deep) or peripheral (subpleural / cortical)."
+    )
+    juxtapleural: bool | None = Field(None, description="Nodule attached to the pleura.")
+    point_mm: Vec3 | None = Field(None, description="Lesion centre in world RAS+ coordinates, mm.")
+    point_voxel: Vec3 | None = Field(
+        None, description="Lesion centre as voxel indices (i, j, k) of the input."
+    )
+
+
+class GrowthSpec(_Model):
+    """How the lesion's size changes over time."""
+
+    law: GrowthLaw | None = None
+    doubling_time_days: float | None = Field(
+        None, gt=0, le=20000, description="Volume-doubling time in days (exponential law)."
+    )
+    halving_time_days: float | None = Field(
+        None, gt=0, le=20000, description="Volume-halving time in days (regressing law)."
+    )
+    max_diameter_mm: float | None = Field(
+        None, gt=0, le=150, description="Plateau longest diameter in mm (Gompertz law)."
+    )
+    proliferation_per_day: float | None = Field(
+        None, gt=0, le=1.0, description="Glioma proliferation rate rho, 1/day."
+    )
+    diffusion_mm2_per_day: float | None = Field(
+        None, gt=0, le=10.0, description="Glioma diffusion in white matter D_white, mm^2/day."
+    )
+
+
+class LesionSpec(_Model):
+    """A longitudinal lesion study. Every field is optional in a request; see :func:`resolve_spec`."""
+
+    family: Family | None = Field(None, description="lung_nodule (CT) or glioma (MRI).")
+    nodule_type: NoduleType | None = Field(None, description="Lung nodules: solid, part_solid, ground_glass.")
+    grade: GliomaGrade | None = Field(None, description="Gliomas: low or high grade.")
+    diameter_mm: float | None = Field(
+        None, gt=0, le=150, description="Longest diameter at the LAST timepoint, mm."
+    )
+    baseline_diameter_mm: float | None = Field(
+        None, gt=0, le=150, description="Longest diameter at the FIRST timepoint, mm."
+    )
+    solid_fraction: float | None = Field(
+        None, gt=0, lt=1, description="Part-solid nodules: solid-core diameter / nodule diameter."
+    )
+    shape: ShapeKind | None = None
+    location: Location = Field(default_factory=Location)
+    growth: GrowthSpec = Field(default_factory=GrowthSpec)
+    timepoints_days: list[float] | None = Field(
+        None, description="Scan times in days, strictly increasing, first usually 0."
+    )
+    n_timepoints: int | None = Field(None, ge=1, le=20, description="Number of scans.")
+    duration_days: float | None = Field(
+        None, ge=0, le=7305, description="Time from first to last scan, days."
+    )
+    schedule: Schedule | None = None
+    mass_effect: bool | None = Field(None, description="Push surrounding tissue (default on).")
+    seed: int | None = Field(None, ge=0, lt=2**63, description="Random seed; same seed, same study.")
+
+    @field_validator("timepoints_days")
+    @classmethod
+    def _check_times(cls, v: list[float] | None) -> list[float] | None:
+        if v is None:
+            return v
+        if not 1 <= len(v) <= 20:
+            raise ValueError("between 1 and 20 timepoints are supported")
+        if any(not math.isfinite(t) or t < 0 for t in v):
+            raise ValueError("timepoints must be finite and >= 0 days")
+        if any(b <= a for a, b in itertools.pairwise(v)):
+            raise ValueError("timepoints must be strictly increasing")
+        if v[-1] - v[0] > 7305:
+            raise ValueError("a study may span at most 20 years (7305 days)")
+        return [float(t) for t in v]
+
+    @model_validator(mode="after")
+    def _check_family_fields(self) -> LesionSpec:
+        if self.family == Family.GLIOMA and self.nodule_type is not None:
+            raise ValueError("nodule_type applies to lung nodules, not gliomas")
+        if self.family == Family.LUNG_NODULE and self.grade is not None:
+            raise ValueError("grade applies to gliomas, not lung nodules")
+        return self
+
+
+def merge_specs(base: LesionSpec, override: LesionSpec) -> LesionSpec:
+    """Fields set in ``override`` win over ``base`` (nested ``location``/``growth`` merged per field)."""
+    merged: dict[str, Any] = base.model_dump(exclude_unset=True, exclude_none=True)
+    over = override.model_dump(exclude_unset=True, exclude_none=True)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return LesionSpec.model_validate(merged)
