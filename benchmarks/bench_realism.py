@@ -2,7 +2,7 @@
 
 On real scans from ``../shared/data`` (see its README.md; cited below), each case × seed is
 generated twice with the same seed, ``refine=False`` and ``refine=True`` — identical except in the
-refinement band — and the three metrics of :mod:`longisynth.realism` are computed on the last
+refinement band — and the three metrics of :mod:`longisynth.evaluate.boundary` are computed on the last
 timepoint (``--timepoints all``: every timepoint):
 
 * ``seam_ks``: KS distance of gradient magnitude on the band's outer surface vs untouched tissue
@@ -109,7 +109,7 @@ def _values(scan: Any, raw: np.ndarray) -> np.ndarray:
 
 
 def score(image: np.ndarray, lesion: np.ndarray, spacing: tuple[float, ...], seed: int) -> dict[str, float]:
-    from longisynth.realism import realism_metrics
+    from longisynth.evaluate.boundary import realism_metrics
 
     m = realism_metrics(image, lesion, spacing, seed=seed)
     return {

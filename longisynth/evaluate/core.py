@@ -14,7 +14,7 @@ from longisynth import checks as ck
 from longisynth.checks import Check
 from longisynth.errors import InvalidInputError
 from longisynth.evaluate.growth import GROWING_LAWS, growth_fit, rel_error
-from longisynth.evaluate.measures import (
+from longisynth.evaluate.remeasure import (
     compare_outside,
     dilate_mm,
     jacobian_stats,

@@ -1,4 +1,4 @@
-"""Realism metrics (longisynth.realism) on phantoms whose answer is known.
+"""Boundary realism metrics (longisynth.evaluate.boundary) on phantoms whose answer is known.
 
 The background is correlated Gaussian noise (like CT noise: white noise through a Gaussian PSF).
 A *good* insertion adds a sphere of constant contrast to it, so the sphere and its surroundings
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from longisynth import realism
+from longisynth.evaluate import boundary as realism
 from longisynth.refine.patches import BAND_OUT_VOX, band_of
 
 N = 44

@@ -1,4 +1,4 @@
-"""Realism metrics for inserted lesions: does the lesion boundary look like the scan around it?
+"""Boundary realism of inserted lesions: does the lesion boundary look like the scan around it?
 
 Three complementary measurements, all comparing tissue next to the lesion boundary (where the
 renderer and the learned refiner write) with *untouched* tissue of the same scan and the same
