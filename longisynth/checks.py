@@ -1,17 +1,25 @@
-"""Plausibility rules (DESIGN.md §8), evaluated per study and recorded in the metadata.
+"""Plausibility rules: one table, read by the engine (every study) and by ``longisynth evaluate``.
 
-Each check has a value, a limit and whether it passed. *Hard* checks guard against a silently
-bad study (the lesion leaves its organ, tissue outside the influence zone changes, the
-deformation folds): if one fails, :func:`enforce` raises :class:`PlausibilityError`. *Soft*
-checks report clinical plausibility (growth rate in the clinical range) without failing.
+Each :class:`Rule` has a name (units in the name: ``_mm``, ``_days``), a test against a limit,
+whether it is *hard* and why it exists. A hard rule guards against a silently bad study (the
+lesion leaves its organ, tissue outside the influence zone changes, the deformation folds): a
+failed hard check makes the engine raise :class:`PlausibilityError` (:func:`enforce`) and
+``evaluate`` exit 1. A soft rule reports clinical plausibility (growth rate in the clinical range)
+without failing. The outcome of a rule on one study is a :class:`Check`, recorded in
+``metadata.json`` and in the evaluation report. The rationale of each rule is in
+``docs/design.md`` §Rules.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 from longisynth.errors import PlausibilityError
+
+Test = Literal["at_least", "at_most", "within", "true"]
+Limit = float | tuple[float, float] | None
 
 
 @dataclass(frozen=True)
@@ -29,24 +37,108 @@ class Check:
         return asdict(self)
 
 
-def at_least(name: str, value: float, minimum: float, hard: bool, timepoint: int | None = None) -> Check:
-    return Check(name, round(float(value), 6), f">= {minimum:g}", bool(value >= minimum), hard, timepoint)
+@dataclass(frozen=True)
+class Rule:
+    """A named test with its limit (or one limit per *variant*, e.g. per glioma grade)."""
+
+    name: str
+    test: Test
+    limit: Limit | Mapping[str, Limit]
+    hard: bool
+    rationale: str
+
+    def limit_for(self, variant: str | None) -> Limit:
+        if isinstance(self.limit, Mapping):
+            if variant not in self.limit:
+                raise KeyError(f"rule {self.name} has no limit for {variant!r}")
+            return self.limit[variant]
+        return self.limit
+
+    def check(
+        self,
+        value: float | bool,
+        *,
+        timepoint: int | None = None,
+        variant: str | None = None,
+        suffix: str = "",
+    ) -> Check:
+        """Evaluate the rule on ``value``; ``suffix`` names a per-contrast instance (``name_suffix``)."""
+        name = f"{self.name}_{suffix}" if suffix else self.name
+        limit = self.limit_for(variant)
+        if self.test == "true":
+            return Check(name, bool(value), "true", bool(value), self.hard, timepoint)
+        v = round(float(value), 6)
+        if self.test == "within":
+            assert isinstance(limit, tuple)
+            low, high = limit
+            return Check(name, v, f"[{low:g}, {high:g}]", bool(low <= value <= high), self.hard, timepoint)
+        assert isinstance(limit, float | int)
+        if self.test == "at_least":
+            return Check(name, v, f">= {limit:g}", bool(value >= limit), self.hard, timepoint)
+        return Check(name, v, f"<= {limit:g}", bool(value <= limit), self.hard, timepoint)
 
 
-def at_most(name: str, value: float, maximum: float, hard: bool, timepoint: int | None = None) -> Check:
-    return Check(name, round(float(value), 6), f"<= {maximum:g}", bool(value <= maximum), hard, timepoint)
+_RULES = (
+    # --- every study (engine) and every bundle (evaluate) --------------------------------------
+    Rule("lesion_in_allowed_region_fraction", "at_least", 0.99, True,
+         "the lesion stays in its organ (lung, brain parenchyma): at most 1 % of its voxels outside"),
+    Rule("lesion_voxels", "at_least", 1, False,
+         "a lesion smaller than a voxel at a timepoint is legal but worth a warning"),
+    Rule("changed_voxels_outside_influence_zone", "at_most", 0, True,
+         "anatomy outside the lesion and its mass-effect zone is bit-for-bit the input"),
+    Rule("jacobian_determinant_min", "at_least", 1e-6, True,
+         "the mass-effect deformation is invertible: no folding (Jacobian determinant > 0)"),
+    Rule("masks_nested_over_time", "true", None, True,
+         "a growing lesion contains its earlier self unless the spec asks for regression"),
+    Rule("volume_monotone_non_decreasing", "true", None, True,
+         "a growing lesion's volume never decreases between scans"),
+    Rule("final_diameter_relative_error", "at_most", 0.10, False,
+         "the last scan's longest diameter is within 10 % of the request (|error|; voxel "
+         "quantisation and pleural clipping make larger errors possible, hence soft)"),
+    # --- lung nodules -------------------------------------------------------------------------
+    Rule("volume_law_relative_error", "at_most", 0.05, False,
+         "simulated (partial-volume) volumes follow the growth law within 5 %"),
+    Rule("measured_doubling_time_days", "at_least", 20.0, False,
+         "a volume-doubling time under 20 d suggests infection rather than a neoplasm (PMC5945695)"),
+    Rule("solid_mean_hu", "within", (-100.0, 200.0), False,
+         "solid component ≈ soft tissue: 0…+60 HU unenhanced, higher with contrast"),
+    Rule("ground_glass_mean_hu", "within", (-800.0, -300.0), False,
+         "ground-glass component: hazy, vessels visible (phantoms at −800 and −630 HU)"),
+    # --- gliomas ------------------------------------------------------------------------------
+    Rule("diameter_growth_mm_per_year", "within", {"low": (0.5, 20.0), "high": (2.0, 400.0)}, False,
+         "low grade ≈ 4.1 mm/year (Mandonnet 2003), bands up to ≥ 12 mm/year (Pallud 2013); high "
+         "grade grows much faster"),
+    Rule("fraction_across_midline", "at_most", 0.05, False,
+         "the falx is a barrier: gliomas cross the midline only through the corpus callosum"),
+    # --- re-measured by evaluate --------------------------------------------------------------
+    Rule("mask_voxels_not_nested", "at_most", 0, True,
+         "re-measured nesting: no voxel of an earlier mask is missing later (growing laws)"),
+    Rule("anatomy_max_abs_diff_outside_zone", "at_most", 0, True,
+         "re-measured: images outside the lesion ∪ mass-effect zone are identical between timepoints"),
+    Rule("anatomy_ncc_outside_zone", "at_least", 0.999999, False,
+         "re-measured: normalised cross-correlation outside the zone between timepoints"),
+    Rule("final_lesion_voxels", "at_least", 1, True, "the last scan shows a lesion"),
+    Rule("vdt_rel_error", "within", (-0.25, 0.25), False,
+         "fitted volume-doubling time within 25 % of the spec (quantised masks of few voxels)"),
+    Rule("halving_rel_error", "within", (-0.25, 0.25), False,
+         "fitted volume-halving time within 25 % of the spec"),
+    Rule("gompertz_rate_rel_error", "within", (-0.30, 0.30), False,
+         "fitted Gompertz rate within 30 % of the spec"),
+    Rule("volume_change_rel", "within", (-0.10, 0.10), False, "a stable lesion changes volume by < 10 %"),
+)  # fmt: skip
+RULES: dict[str, Rule] = {r.name: r for r in _RULES}
 
 
-def within(
-    name: str, value: float, low: float, high: float, hard: bool, timepoint: int | None = None
+def check(
+    name: str,
+    value: float | bool,
+    *,
+    timepoint: int | None = None,
+    variant: str | None = None,
+    suffix: str = "",
 ) -> Check:
-    return Check(
-        name, round(float(value), 6), f"[{low:g}, {high:g}]", bool(low <= value <= high), hard, timepoint
-    )
-
-
-def is_true(name: str, value: bool, hard: bool, timepoint: int | None = None) -> Check:
-    return Check(name, bool(value), "true", bool(value), hard, timepoint)
+    """The outcome of rule ``name`` (a key of :data:`RULES`) on ``value``."""
+    return RULES[name].check(value, timepoint=timepoint, variant=variant, suffix=suffix)
 
 
 def enforce(checks: list[Check]) -> None:

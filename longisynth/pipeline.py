@@ -17,11 +17,11 @@ from longisynth.anatomy.modality import detect_modality, require_hounsfield
 from longisynth.errors import InvalidInputError, LesionDoesNotFitError
 from longisynth.io.scan import Scan
 from longisynth.pipeline_common import RefineContext
-from longisynth.spec.prompt import spec_from_prompt
 from longisynth.refine.model import Denoiser, RefinerStatus, default_refiner
 from longisynth.refine.sampler import RefineSettings
 from longisynth.result import Study
 from longisynth.spec import Contrast, Family, LesionSpec, Modality, merge_specs, resolve_spec
+from longisynth.spec.prompt import spec_from_prompt
 
 ProgressFn = Callable[[str, float], None]
 DEFAULT_SEED = 0

@@ -149,40 +149,27 @@ def common_checks(
         n = int(lesion.sum())
         # An empty mask (a lesion smaller than a voxel at this timepoint) is trivially inside.
         inside = float((lesion & allowed).sum()) / n if n else 1.0
-        out.append(
-            ck.at_least("lesion_in_allowed_region_fraction", inside, 0.99, hard=True, timepoint=tp.index)
-        )
-        out.append(ck.at_least("lesion_voxels", n, 1, hard=False, timepoint=tp.index))
+        out.append(ck.check("lesion_in_allowed_region_fraction", inside, timepoint=tp.index))
+        out.append(ck.check("lesion_voxels", n, timepoint=tp.index))
         changed = np.zeros(lesion.shape, dtype=bool)
         for name, scan in scans.items():
             changed |= tp.crops[name] != scan.raw[box.slices]
         out.append(
-            ck.at_most(
-                "changed_voxels_outside_influence_zone",
-                int((changed & ~zone).sum()),
-                0,
-                hard=True,
-                timepoint=tp.index,
+            ck.check(
+                "changed_voxels_outside_influence_zone", int((changed & ~zone).sum()), timepoint=tp.index
             )
         )
         jac = jacobian_determinant(disp, spacing) if np.any(disp) else np.ones(1, dtype=np.float32)
-        out.append(
-            ck.at_least("jacobian_determinant_min", float(jac.min()), 1e-6, hard=True, timepoint=tp.index)
-        )
+        out.append(ck.check("jacobian_determinant_min", float(jac.min()), timepoint=tp.index))
     if growing:
         nested = all(not np.any((a.mask > 0) & ~(b.mask > 0)) for a, b in itertools.pairwise(timepoints))
-        out.append(ck.is_true("masks_nested_over_time", nested, hard=True))
+        out.append(ck.check("masks_nested_over_time", nested))
         vols = [tp.lesion_volume_mm3 for tp in timepoints]
-        out.append(
-            ck.is_true(
-                "volume_monotone_non_decreasing",
-                all(b >= a for a, b in itertools.pairwise(vols)),
-                hard=True,
-            )
-        )
+        monotone = all(b >= a for a, b in itertools.pairwise(vols))
+        out.append(ck.check("volume_monotone_non_decreasing", monotone))
     final = timepoints[-1].longest_diameter_mm
     err = abs(final - requested_final_diameter_mm) / requested_final_diameter_mm
-    out.append(ck.at_most("final_diameter_relative_error", err, 0.10, hard=False))
+    out.append(ck.check("final_diameter_relative_error", err))
     return out
 
 

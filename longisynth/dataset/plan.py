@@ -24,8 +24,8 @@ from longisynth.dataset.design import DatasetDesign
 from longisynth.dataset.distributions import Choice, Conditional
 from longisynth.dataset.inputs import ScanEntry, resolve_inputs
 from longisynth.errors import InvalidInputError, LongisynthError
-from longisynth.spec.prompt import spec_from_prompt
 from longisynth.spec import LesionSpec, resolve_spec
+from longisynth.spec.prompt import spec_from_prompt
 
 # spawn_key namespaces (first element) so the streams of different purposes never coincide
 _NS_FIELD, _NS_SEED, _NS_STRATA = 0, 1, 2

@@ -14,6 +14,7 @@ from longisynth import checks as ck
 from longisynth.checks import Check
 from longisynth.errors import InvalidInputError
 from longisynth.evaluate.growth import GROWING_LAWS, growth_fit, rel_error
+from longisynth.evaluate.reader import BundleReader
 from longisynth.evaluate.remeasure import (
     compare_outside,
     dilate_mm,
@@ -21,18 +22,9 @@ from longisynth.evaluate.remeasure import (
     label_intensities,
     reference_stats,
 )
-from longisynth.evaluate.reader import BundleReader
 from longisynth.geometry import Geometry
 from longisynth.measure import longest_diameter_mm
 
-DIAMETER_TOLERANCE = 0.20  # hard: final longest diameter within ±20 % of the requested one
-SMALL_LESION_VOXELS = 5.0  # below 5 voxels across, the diameter check is soft (voxel quantisation)
-VDT_TOLERANCE = 0.25  # soft: fitted VDT within ±25 % of the spec (quantised masks of few voxels)
-GOMPERTZ_TOLERANCE = 0.30
-STABLE_TOLERANCE = 0.10
-NCC_MIN = 0.999999
-# Clinical mean attenuation of nodule components, HU (solid: soft tissue; GGO: hazy, vessels visible).
-CT_RANGES_HU = {"1": (-100.0, 200.0), "2": (-800.0, -300.0)}
 CT_WINDOW_HU = (-1000.0, 400.0)
 MONTAGE_CONTRASTS = ("ct", "t1c", "flair")
 
@@ -281,49 +273,37 @@ def _evaluate(reader: BundleReader, path: Path, keep_slices: bool) -> BundleRepo
 
 
 def _checks(report: BundleReport, growing: bool, is_ct: bool, grid: Geometry) -> list[Check]:
+    """The rules of :data:`longisynth.checks.RULES` on the re-measured numbers."""
     out: list[Check] = []
     rows = report.timepoints
     if growing and len(rows) > 1:
         lost = sum(r.get("voxels_lost_since_previous", 0) for r in rows)
-        out.append(ck.at_most("mask_voxels_not_nested", lost, 0, hard=True))
+        out.append(ck.check("mask_voxels_not_nested", lost))
     for r in rows:
         jac = r.get("jacobian")
         if jac is not None:
-            out.append(
-                ck.Check(
-                    "jacobian_determinant_min", round(jac["min"], 6), "> 0", jac["min"] > 0, True, r["index"]
-                )
-            )
+            out.append(ck.check("jacobian_determinant_min", jac["min"], timepoint=r["index"]))
         for contrast, s in sorted(r["stability"].items()):
             out.append(
-                ck.at_most(
-                    f"anatomy_max_abs_diff_outside_zone_{contrast}", s["max_abs_diff"], 0, True, r["index"]
+                ck.check(
+                    "anatomy_max_abs_diff_outside_zone",
+                    s["max_abs_diff"],
+                    timepoint=r["index"],
+                    suffix=contrast,
                 )
             )
-            out.append(
-                ck.at_least(f"anatomy_ncc_outside_zone_{contrast}", s["ncc"], NCC_MIN, False, r["index"])
-            )
+            out.append(ck.check("anatomy_ncc_outside_zone", s["ncc"], timepoint=r["index"], suffix=contrast))
     final = rows[-1]
-    out.append(ck.at_least("final_lesion_voxels", final["voxels"], 1, hard=True))
-    err = report.diameter_rel_error
-    if err is not None:
-        small = final["longest_diameter_mm"] / max(grid.spacing_mm) < SMALL_LESION_VOXELS
-        out.append(
-            ck.within("final_diameter_rel_error", err, -DIAMETER_TOLERANCE, DIAMETER_TOLERANCE, not small)
-        )
+    out.append(ck.check("final_lesion_voxels", final["voxels"]))
+    if report.diameter_rel_error is not None:
+        out.append(ck.check("final_diameter_relative_error", abs(report.diameter_rel_error)))
     g = report.growth
-    for key, tol in (
-        ("vdt_rel_error", VDT_TOLERANCE),
-        ("halving_rel_error", VDT_TOLERANCE),
-        ("gompertz_rate_rel_error", GOMPERTZ_TOLERANCE),
-        ("volume_change_rel", STABLE_TOLERANCE),
-    ):
+    for key in ("vdt_rel_error", "halving_rel_error", "gompertz_rate_rel_error", "volume_change_rel"):
         if g.get(key) is not None:
-            out.append(ck.within(key, g[key], -tol, tol, hard=False))
+            out.append(ck.check(key, g[key]))
     if is_ct:
         ct = final["intensity"].get("ct", {})
-        names = {"1": "solid_mean_hu", "2": "ground_glass_mean_hu"}
-        for label, (lo, hi) in CT_RANGES_HU.items():
+        for label, name in (("1", "solid_mean_hu"), ("2", "ground_glass_mean_hu")):
             if label in ct and ct[label]["voxels"] >= 5:
-                out.append(ck.within(names[label], ct[label]["mean"], lo, hi, False, final["index"]))
+                out.append(ck.check(name, ct[label]["mean"], timepoint=final["index"]))
     return out
