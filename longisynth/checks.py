@@ -49,7 +49,7 @@ class Rule:
 
     def limit_for(self, variant: str | None) -> Limit:
         if isinstance(self.limit, Mapping):
-            if variant not in self.limit:
+            if variant is None or variant not in self.limit:
                 raise KeyError(f"rule {self.name} has no limit for {variant!r}")
             return self.limit[variant]
         return self.limit

@@ -11,10 +11,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from longisynth import checks as ck
+from longisynth.bundle.reader import BundleReader
 from longisynth.checks import Check
 from longisynth.errors import InvalidInputError
 from longisynth.evaluate.growth import GROWING_LAWS, growth_fit, rel_error
-from longisynth.evaluate.reader import BundleReader
 from longisynth.evaluate.remeasure import (
     compare_outside,
     dilate_mm,

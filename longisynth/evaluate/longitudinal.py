@@ -36,8 +36,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from longisynth.bundle.reader import BundleReader
 from longisynth.errors import InvalidInputError
-from longisynth.evaluate.reader import BundleReader
 
 DAYS_PER_MONTH = 365.25 / 12
 # Brain-Tumor-Progression: 256×256 in-plane over a ≈ 240 mm field of view, 5–6.5 mm slices.

@@ -16,7 +16,6 @@ scan (foreground p0.5..p99.5 -> 0..1000) so real and synthetic items share one q
 from __future__ import annotations
 
 import json
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from longisynth.bundle import BundleReader
+from longisynth.bundle.format import MASK, member_name
 from longisynth.errors import InvalidInputError
 
 STUDY_FORMAT = "longisynth-vtt/1"
@@ -84,29 +85,13 @@ def load_nifti(path: Path, modality: str | None = None) -> Volume:
     return _canonical(img, str(path), modality)  # type: ignore[arg-type]
 
 
-def _bundle_member(zf: zipfile.ZipFile, member: str, source: str) -> nib.Nifti1Image:
-    import gzip
-
-    try:
-        return nib.Nifti1Image.from_bytes(gzip.decompress(zf.read(member)))
-    except KeyError:
-        raise InvalidInputError(f"{source}: bundle has no {member}") from None
-
-
 def load_bundle(
     path: Path, timepoint: str, rng: np.random.Generator
 ) -> tuple[Volume, NDArray[np.bool_], int]:
     """Image and lesion mask of one timepoint of a bundle (``timepoint``: "random", "last" or an index)."""
     source = str(path)
-    try:
-        zf = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise InvalidInputError(f"{source!r} is not a longisynth bundle: {exc}") from None
-    with zf:
-        try:
-            meta = json.loads(zf.read("metadata.json"))
-        except (KeyError, ValueError) as exc:
-            raise InvalidInputError(f"{source!r} is not a longisynth bundle: {exc}") from None
+    with BundleReader(path) as reader:
+        meta = reader.metadata
         contrasts = [f["contrast"] for f in meta["input"]["files"]]
         if "ct" in contrasts:
             contrast = "ct"
@@ -123,9 +108,10 @@ def load_bundle(
             index = int(timepoint)
             if index not in indices:
                 raise InvalidInputError(f"{source}: no lesion at timepoint {index} (have {indices})")
-        folder = f"timepoint_{index:02d}"
-        image = _bundle_member(zf, f"{folder}/{contrast}.nii.gz", source)
-        mask_img = _bundle_member(zf, f"{folder}/mask.nii.gz", source)
+        if index not in reader.members or not reader.has(index, contrast):
+            raise InvalidInputError(f"{source}: bundle has no {member_name(index, contrast)}")
+        image = reader.image(index, contrast)
+        mask_img = reader.image(index, MASK)
     vol = _canonical(image, source, "ct" if contrast == "ct" else "mri")
     mask = np.asarray(nib.as_closest_canonical(mask_img).dataobj) > 0
     return vol, mask, index

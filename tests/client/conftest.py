@@ -77,6 +77,7 @@ def build_bundle(
             )
         meta = {
             "format_version": "1.0",
+            "spec": {"family": "lung_nodule" if "ct" in contrasts else "glioma"},
             "seed": 7,
             "input": {"files": [{"contrast": c, "name": f"{c}.nii.gz"} for c in contrasts]},
             "labels": labels or LUNG_LABELS,

@@ -29,7 +29,7 @@ def test_metadata_and_timepoints() -> None:
         centroid_mm=(1.5, -2.0, 32.0),
     )
     assert bundle.contrasts == ["ct"]
-    assert bundle.labels == {"background": 0, "solid component": 1, "ground-glass component": 2}
+    assert bundle.labels == {"background": 0, "solid": 1, "ground_glass": 2}  # the exports' label keys
     assert bundle.read("preview.png").startswith(b"\x89PNG")
     assert "3 timepoints" in repr(bundle)
 
@@ -95,7 +95,7 @@ def test_to_nnunet_layout_and_merge(tmp_path: Path) -> None:
     assert meta == {
         "name": "Dataset501_Glioma",
         "channel_names": {"0": "T1", "1": "FLAIR"},
-        "labels": {"background": 0, "necrotic core": 1, "oedema": 2, "enhancing tumour": 3},
+        "labels": {"background": 0, "necrotic_core": 1, "edema": 2, "enhancing_tumor": 3},
         "numTraining": 2,
         "file_ending": ".nii.gz",
     }
@@ -116,7 +116,7 @@ def test_to_nnunet_ct_channel_and_conflict(tmp_path: Path) -> None:
     Bundle(build_bundle()).to_nnunet(dataset)
     meta = json.loads((dataset / "dataset.json").read_text())
     assert meta["channel_names"] == {"0": "CT"}
-    assert meta["labels"]["ground-glass component"] == 2
+    assert meta["labels"]["ground_glass"] == 2
     assert (dataset / "imagesTr" / "case_001_0000.nii.gz").is_file()
     with pytest.raises(ValueError, match="channel_names"):
         Bundle(build_bundle(contrasts=("t1",), labels=GLIOMA_LABELS)).to_nnunet(dataset)
@@ -129,3 +129,14 @@ def test_from_path_roundtrip(tmp_path: Path) -> None:
     bundle = Bundle.from_path(path)
     assert bundle.filename == "bundle.zip"
     assert bundle.bytes == path.read_bytes()
+
+
+def test_to_nnunet_orders_channels_whatever_the_upload_order(tmp_path: Path) -> None:
+    dataset = tmp_path / "Dataset503_Mixed"
+    bundle = Bundle(build_bundle(contrasts=("t2", "t1c", "t1"), n_timepoints=1))
+    assert bundle.contrasts == ["t1", "t1c", "t2"]
+    bundle.to_nnunet(dataset)
+    meta = json.loads((dataset / "dataset.json").read_text())
+    assert meta["channel_names"] == {"0": "T1", "1": "T1c", "2": "T2"}
+    channel0 = nib.Nifti1Image.from_filename(dataset / "imagesTr" / "case_000_0000.nii.gz")
+    np.testing.assert_array_equal(np.asanyarray(channel0.dataobj), image_data(0, 2))  # t1 was uploaded third

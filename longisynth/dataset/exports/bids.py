@@ -19,8 +19,9 @@ import json
 from typing import Any
 
 from longisynth import __version__
+from longisynth.bundle.format import label_keys
 from longisynth.dataset.design import DatasetDesign
-from longisynth.dataset.exports.common import LABELS, CaseSource, write_json, write_text
+from longisynth.dataset.exports.common import CaseSource, write_json, write_text
 from longisynth.dataset.store import Layout
 
 SUFFIX = {"ct": "ct", "t1": "T1w", "t1c": "ce-gadolinium_T1w", "t2": "T2w", "flair": "FLAIR"}
@@ -94,7 +95,7 @@ def finalize(layout: Layout, design: DatasetDesign, rows: list[dict[str, Any]]) 
         )
     )
     if rows:
-        labels = LABELS[rows[0]["family"]]
+        labels = label_keys(rows[0]["family"])
         dseg = ["index\tname", *[f"{v}\t{k}" for k, v in labels.items()]]
         written.append(write_text(root, f"{DERIV}/dseg.tsv", "\n".join(dseg) + "\n"))
     return written

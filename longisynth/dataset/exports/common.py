@@ -8,31 +8,19 @@ re-encoded).
 from __future__ import annotations
 
 import json
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from longisynth.bundle import BundleReader
+from longisynth.bundle.format import MASK, ordered_contrasts
 from longisynth.dataset.design import DatasetDesign
 from longisynth.dataset.plan import CasePlan
 from longisynth.dataset.store import Layout, atomic_write
 from longisynth.io.nifti import scan_from_nifti_bytes
 from longisynth.io.scan import Scan
-
-CONTRAST_ORDER = ["ct", "t1", "t1c", "t2", "flair"]
-# Label names per family, shared by nnU-Net, MONAI and BIDS (DESIGN.md: mask conventions).
-LABELS = {
-    "lung_nodule": {"background": 0, "solid": 1, "ground_glass": 2},
-    "glioma": {"background": 0, "necrotic_core": 1, "edema": 2, "enhancing_tumor": 3},
-}
-
-
-def ordered_contrasts(contrasts: list[str] | str) -> list[str]:
-    """Contrasts in the fixed channel order ct, t1, t1c, t2, flair."""
-    items = contrasts.split(",") if isinstance(contrasts, str) else list(contrasts)
-    return sorted(items, key=CONTRAST_ORDER.index)
 
 
 @dataclass
@@ -42,16 +30,18 @@ class CaseSource:
     case: CasePlan
     design: DatasetDesign
     layout: Layout
-    zf: zipfile.ZipFile
-    meta: dict[str, Any]
+    reader: BundleReader
 
     @classmethod
     def open(cls, case: CasePlan, design: DatasetDesign, layout: Layout) -> CaseSource:
-        zf = zipfile.ZipFile(layout.root / layout.bundle(case.case_id))
-        return cls(case, design, layout, zf, json.loads(zf.read("metadata.json")))
+        return cls(case, design, layout, BundleReader(layout.root / layout.bundle(case.case_id)))
 
     def close(self) -> None:
-        self.zf.close()
+        self.reader.close()
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.reader.metadata
 
     @property
     def contrasts(self) -> list[str]:
@@ -67,22 +57,17 @@ class CaseSource:
 
     def image_bytes(self, tp: int, contrast: str) -> bytes:
         """The timepoint's image as ``.nii.gz`` bytes (exactly the bundle's)."""
-        return self.zf.read(f"timepoint_{tp:02d}/{contrast}.nii.gz")
+        return self.reader.member_bytes(tp, contrast)
 
     def mask_bytes(self, tp: int) -> bytes:
-        return self.zf.read(f"timepoint_{tp:02d}/mask.nii.gz")
+        return self.reader.member_bytes(tp, MASK)
 
     def image(self, tp: int, contrast: str) -> Scan:
         """The timepoint's image decoded (stored dtype, scaling and RAS+ affine)."""
         return scan_from_nifti_bytes(self.image_bytes(tp, contrast), f"{contrast}.nii.gz")
 
     def mask(self, tp: int) -> np.ndarray:
-        import gzip
-
-        import nibabel as nib
-
-        img = nib.Nifti1Image.from_bytes(gzip.decompress(self.mask_bytes(tp)))
-        return np.asarray(img.dataobj, dtype=np.uint8)
+        return self.reader.mask(tp)[0]
 
     def write(self, rel: str, data: bytes) -> str:
         atomic_write(self.layout.root / rel, data)

@@ -40,6 +40,7 @@ from pydicom.uid import (
 )
 
 from longisynth import __version__
+from longisynth.bundle.format import LABELS
 from longisynth.dataset.exports.common import CaseSource
 from longisynth.io.scan import Scan
 
@@ -220,16 +221,15 @@ def _segment_descriptions(family: str) -> list[Any]:
     algorithm = hd.AlgorithmIdentificationSequence(
         name="longisynth", version=__version__, family=codes.cid7162.ArtificialIntelligence
     )
-    if family == "lung_nodule":
-        items = [(1, "solid component", codes.SCT.Nodule), (2, "ground-glass component", codes.SCT.Nodule)]
-        region = codes.SCT.Lung
-    else:
-        items = [
-            (1, "necrotic / non-enhancing core", codes.SCT.Necrosis),
-            (2, "peritumoral oedema", codes.SCT.Edema),
-            (3, "enhancing tumour", codes.SCT.Neoplasm),
-        ]
-        region = codes.SCT.Brain
+    kinds = {
+        "solid": codes.SCT.Nodule,
+        "ground_glass": codes.SCT.Nodule,
+        "necrotic_core": codes.SCT.Necrosis,
+        "edema": codes.SCT.Edema,
+        "enhancing_tumor": codes.SCT.Neoplasm,
+    }
+    items = [(label.value, label.description, kinds[label.key]) for label in LABELS[family] if label.value]
+    region = codes.SCT.Lung if family == "lung_nodule" else codes.SCT.Brain
     return [
         hd.seg.SegmentDescription(
             segment_number=n,

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from longisynth.bundle.format import CHANNEL_NAMES, label_keys
 from longisynth.dataset.design import DatasetDesign
-from longisynth.dataset.exports.common import LABELS, CaseSource, folds_by_scan, ordered_contrasts, write_json
+from longisynth.dataset.exports.common import CaseSource, folds_by_scan, ordered_contrasts, write_json
 from longisynth.dataset.store import Layout
-
-MODALITY_NAMES = {"ct": "CT", "t1": "T1", "t1c": "T1c", "t2": "T2", "flair": "FLAIR"}
 
 
 def _image(case_id: str, tp: int, contrast: str) -> str:
@@ -59,11 +58,11 @@ def finalize(layout: Layout, design: DatasetDesign, rows: list[dict[str, Any]]) 
                     "scan_id": r["scan_id"],
                 }
             )
-    labels = LABELS[rows[0]["family"]]
+    labels = label_keys(rows[0]["family"])
     datalist = {
         "name": design.name,
         "description": design.description or "longisynth synthetic longitudinal dataset",
-        "modality": {str(i): MODALITY_NAMES[c] for i, c in enumerate(contrasts)},
+        "modality": {str(i): CHANNEL_NAMES[c] for i, c in enumerate(contrasts)},
         "labels": {str(v): k for k, v in labels.items()},
         "numTraining": len(training),
         "training": training,

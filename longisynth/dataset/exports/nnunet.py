@@ -13,11 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from longisynth import __version__
+from longisynth.bundle.format import CHANNEL_NAMES, label_keys
 from longisynth.dataset.design import DatasetDesign
-from longisynth.dataset.exports.common import LABELS, CaseSource, folds_by_scan, ordered_contrasts, write_json
+from longisynth.dataset.exports.common import CaseSource, folds_by_scan, ordered_contrasts, write_json
 from longisynth.dataset.store import Layout
 
-CHANNEL_NAMES = {"ct": "CT", "t1": "T1", "t1c": "T1c", "t2": "T2", "flair": "FLAIR"}
 TIMEPOINT_NAMING = "<case_id>_tp<NN>: timepoint NN (0-based, by scan time) of synthetic case <case_id>"
 
 
@@ -49,7 +49,7 @@ def finalize(layout: Layout, design: DatasetDesign, rows: list[dict[str, Any]]) 
     n_training = sum(len(v) for v in idents.values())
     dataset = {
         "channel_names": {str(i): CHANNEL_NAMES[c] for i, c in enumerate(contrasts)},
-        "labels": LABELS[family],
+        "labels": label_keys(family),
         "numTraining": n_training,
         "file_ending": ".nii.gz",
         "name": design.name,

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from longisynth.bundle.reader import BundleReader
 from longisynth.errors import InvalidInputError
-from longisynth.evaluate.reader import BundleReader
 from longisynth.evaluate.realism.classifier import VttResult, auc_score, machine_vtt
 from longisynth.evaluate.realism.lesions import (
     Lesion,
@@ -116,7 +116,7 @@ def per_host_table(lesions: Sequence[Lesion], scores: np.ndarray) -> list[dict[s
 
 
 def _glioma_contrasts(cases: Any, bundles: Sequence[Path]) -> list[str]:
-    from longisynth.evaluate.reader import BundleReader
+    from longisynth.bundle.reader import BundleReader
 
     common = set.intersection(*(set(c.contrasts) for c in cases))
     with BundleReader(bundles[0]) as reader:

@@ -28,8 +28,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from longisynth.bundle.reader import BundleReader
 from longisynth.errors import InvalidInputError
-from longisynth.evaluate.reader import BundleReader
 from longisynth.evaluate.realism import features as ft
 
 MIN_DIAMETER_MM = {"lung_nodule": 3.0, "glioma": 10.0}  # LIDC-IDRI marks nodules ≥ 3 mm

@@ -6,12 +6,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from longisynth_client._format import CHANNEL_NAMES
+
 FILE_ENDING = ".nii.gz"
 
 
 def channel_name(contrast: str) -> str:
-    """nnU-Net channel name: ``CT`` selects its CT normalisation; MR contrasts get z-scoring."""
-    return "CT" if contrast.lower() == "ct" else contrast.upper()
+    """nnU-Net channel name (the bundle format's table): ``CT`` selects nnU-Net's CT normalisation;
+    MR contrasts (``T1``, ``T1c``, ``T2``, ``FLAIR``) get z-scoring."""
+    return CHANNEL_NAMES.get(contrast.lower(), contrast.upper())
 
 
 def write_nnunet(

@@ -18,6 +18,7 @@ from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from longisynth_client._format import CONTRASTS, LABEL_KEYS
 from longisynth_client._nnunet import write_nnunet
 
 __all__ = ["Bundle", "Timepoint"]
@@ -119,24 +120,29 @@ class Bundle:
 
     @cached_property
     def contrasts(self) -> list[str]:
-        """Image contrasts (``ct``, or ``t1``/``t1c``/``t2``/``flair``), in input order."""
+        """Image contrasts (``ct``, or ``t1``/``t1c``/``t2``/``flair``) in channel order (ct, t1,
+        t1c, t2, flair — whatever order they were uploaded in), so channel k means one thing."""
         from_input = [
             f["contrast"] for f in self.metadata.get("input", {}).get("files", []) if "contrast" in f
         ]
-        if from_input:
-            return from_input
-        names = {
-            PurePosixPath(n).name.removesuffix(".nii.gz")
-            for n in self.names
-            if n.startswith("timepoint_")
-            and n.endswith(".nii.gz")
-            and PurePosixPath(n).name not in NON_IMAGE_FILES
-        }
-        return sorted(names)
+        names = from_input or sorted(
+            {
+                PurePosixPath(n).name.removesuffix(".nii.gz")
+                for n in self.names
+                if n.startswith("timepoint_")
+                and n.endswith(".nii.gz")
+                and PurePosixPath(n).name not in NON_IMAGE_FILES
+            }
+        )
+        return sorted(names, key=lambda c: (CONTRASTS.index(c) if c in CONTRASTS else len(CONTRASTS), c))
 
     @cached_property
     def labels(self) -> dict[str, int]:
-        """Label name → value of the masks (``metadata.json`` → ``labels``), background 0."""
+        """Label key → value of the masks (the exports' keys, e.g. ``solid``, ``enhancing_tumor``),
+        background 0; for an unknown family, from ``metadata.json`` → ``labels``."""
+        family = str((self.metadata.get("spec") or {}).get("family") or "")
+        if family in LABEL_KEYS:
+            return dict(LABEL_KEYS[family])
         raw = self.metadata.get("labels") or {"0": "background", "1": "lesion"}
         out = {str(name): int(value) for value, name in raw.items()}
         out.pop("background", None)

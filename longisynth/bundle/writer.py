@@ -1,4 +1,4 @@
-"""The output bundle: a zip with ``metadata.json``, ``timepoint_NN/`` images and ``preview.png``.
+"""The one bundle writer (the format itself is :mod:`longisynth.bundle.format`).
 
 Images are streamed slab by slab (the crop pasted on the fly), gzip-compressed with ISA-L in a
 small thread pool (ISA-L releases the GIL) and stored uncompressed in the zip (they are already
@@ -7,7 +7,6 @@ gzip). Zip entries carry a fixed timestamp, so the same study gives the same ima
 
 from __future__ import annotations
 
-import gzip
 import itertools
 import json
 import os
@@ -26,24 +25,26 @@ import numpy as np
 from numpy.typing import NDArray
 
 from longisynth import __version__
+from longisynth.bundle.format import (
+    DISPLACEMENT,
+    MASK,
+    METADATA,
+    PREVIEW,
+    BundleMetadata,
+    CheckInfo,
+    CropBox,
+    InputFile,
+    InputInfo,
+    TimepointInfo,
+    label_descriptions,
+    member_name,
+)
 from longisynth.geometry import Box
 from longisynth.io.nifti import gzip_chunks, nifti_header_block
 from longisynth.result import Study
-from longisynth.spec import Family
 
-FORMAT_VERSION = "1.0"
-DISPLACEMENT_DOC = "pull-back field: output voxel at world x shows the input tissue at x + d(x) (mm, RAS+)"
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 SLAB = 16
-LABEL_NAMES = {
-    Family.LUNG_NODULE: {"0": "background", "1": "solid component", "2": "ground-glass component"},
-    Family.GLIOMA: {
-        "0": "background",
-        "1": "necrotic / non-enhancing core",
-        "2": "peritumoral oedema",
-        "3": "enhancing tumour",
-    },
-}
 
 
 def _pasted_chunks(base: NDArray[Any], crop: NDArray[Any], box: Box) -> Iterator[bytes]:
@@ -64,18 +65,17 @@ def _entries(study: Study, displacement: bool) -> list[tuple[str, Callable[[], b
     jobs: list[tuple[str, Callable[[], bytes]]] = []
     zeros_u8 = np.zeros(geometry.shape, dtype=np.uint8)
     for tp in study.timepoints:
-        folder = f"timepoint_{tp.index:02d}"
         for name, scan in study.scans.items():
             header = nifti_header_block(
                 geometry.shape, scan.raw.dtype, affine, scan.slope, scan.inter, scan.xyzt_units
             )
-            jobs.append((f"{folder}/{name}.nii.gz", _job(header, scan.raw, tp.crops[name], study.box)))
+            jobs.append((member_name(tp.index, name), _job(header, scan.raw, tp.crops[name], study.box)))
         header = nifti_header_block(geometry.shape, np.dtype(np.uint8), affine, intent="label")
-        jobs.append((f"{folder}/mask.nii.gz", _job(header, zeros_u8, tp.mask, study.box)))
+        jobs.append((member_name(tp.index, MASK), _job(header, zeros_u8, tp.mask, study.box)))
         if displacement:
             shape5 = (*geometry.shape, 1, 3)
             header = nifti_header_block(shape5, np.dtype(np.float32), affine, intent="vector")
-            jobs.append((f"{folder}/displacement.nii.gz", _vector_job(header, tp.displacement_mm, study)))
+            jobs.append((member_name(tp.index, DISPLACEMENT), _vector_job(header, tp.displacement_mm, study)))
     return jobs
 
 
@@ -102,52 +102,49 @@ def software_versions() -> dict[str, str]:
     return out
 
 
-def build_metadata(study: Study, files: dict[int, list[str]], timings_s: dict[str, float]) -> dict[str, Any]:
-    """``metadata.json`` content (DESIGN.md → Output bundle). No paths, no patient identifiers."""
-    assert study.spec.family is not None
+def build_metadata(study: Study, files: dict[int, list[str]], timings_s: dict[str, float]) -> BundleMetadata:
+    """``metadata.json`` of ``study`` (see :class:`BundleMetadata`). No paths, no patient identifiers."""
+    assert study.spec.family is not None and study.spec.seed is not None
     g = study.geometry
-    return {
-        "format_version": FORMAT_VERSION,
-        "prompt": study.prompt,
-        "spec": study.spec.model_dump(mode="json"),
-        "seed": study.spec.seed,
-        "input": {
-            "files": [
-                {
-                    "contrast": name,
-                    "name": scan.name,
-                    "shape": list(g.shape),
-                    "spacing_mm": [round(s, 6) for s in g.spacing_mm],
-                    "orientation": "".join(nib.aff2axcodes(g.affine)),
-                    "dtype": str(scan.raw.dtype),
-                    "sha256": scan.sha256,
-                }
+    return BundleMetadata(
+        prompt=study.prompt,
+        spec=study.spec.model_dump(mode="json"),
+        seed=study.spec.seed,
+        input=InputInfo(
+            files=[
+                InputFile(
+                    contrast=name,
+                    name=scan.name,
+                    shape=list(g.shape),
+                    spacing_mm=[round(s, 6) for s in g.spacing_mm],
+                    orientation="".join(nib.aff2axcodes(g.affine)),
+                    dtype=str(scan.raw.dtype),
+                    sha256=scan.sha256,
+                )
                 for name, scan in study.scans.items()
-            ],
-        },
-        "world_coordinates": "RAS+ mm (NIfTI/nibabel convention)",
-        "labels": LABEL_NAMES[study.spec.family],
-        "timepoints": [
-            {
-                "index": tp.index,
-                "days": tp.days,
-                "files": files.get(tp.index, []),
-                "lesion_volume_mm3": tp.lesion_volume_mm3,
-                "simulated_volume_mm3": tp.simulated_volume_mm3,
-                "longest_diameter_mm": tp.longest_diameter_mm,
-                "centroid_mm": list(tp.centroid_mm),
-            }
+            ]
+        ),
+        labels=label_descriptions(study.spec.family),
+        timepoints=[
+            TimepointInfo(
+                index=tp.index,
+                days=tp.days,
+                files=files.get(tp.index, []),
+                lesion_volume_mm3=tp.lesion_volume_mm3,
+                simulated_volume_mm3=tp.simulated_volume_mm3,
+                longest_diameter_mm=tp.longest_diameter_mm,
+                centroid_mm=list(tp.centroid_mm),
+            )
             for tp in study.timepoints
         ],
-        "checks": [c.to_dict() for c in study.checks],
-        "unparsed_words": study.unparsed_words,
-        "notes": study.notes,
-        "crop_box": {"start": list(study.box.start), "stop": list(study.box.stop)},
-        "displacement": DISPLACEMENT_DOC,
-        "simulation": study.extra,
-        "software": {**software_versions(), "refiner_model": None},
-        "timings_s": timings_s,
-    }
+        checks=[CheckInfo(**c.to_dict()) for c in study.checks],
+        unparsed_words=study.unparsed_words,
+        notes=study.notes,
+        crop_box=CropBox(start=list(study.box.start), stop=list(study.box.stop)),
+        simulation=study.extra,
+        software={**software_versions(), "refiner_model": None},
+        timings_s=timings_s,
+    )
 
 
 def write_bundle(
@@ -196,7 +193,7 @@ def write_bundle(
             if preview:
                 from longisynth.preview import render_preview
 
-                _add(zf, "preview.png", render_preview(study))
+                _add(zf, PREVIEW, render_preview(study))
             timings = (
                 {
                     **study.timings_s,
@@ -208,7 +205,7 @@ def write_bundle(
                 else {}
             )
             meta = build_metadata(study, files, timings)
-            _add(zf, "metadata.json", json.dumps(meta, indent=2).encode())
+            _add(zf, METADATA, json.dumps(meta.model_dump(mode="json"), indent=2).encode())
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the bundle the usual permissions
@@ -224,16 +221,3 @@ def _add(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
     info.compress_type = zipfile.ZIP_STORED
     info.external_attr = 0o644 << 16
     zf.writestr(info, data)
-
-
-def read_metadata(path: Path | str) -> dict[str, Any]:
-    """``metadata.json`` of a bundle."""
-    with zipfile.ZipFile(path) as zf:
-        return json.loads(zf.read("metadata.json"))
-
-
-def read_bundle_image(path: Path | str, member: str) -> nib.Nifti1Image:
-    """One image of a bundle as a nibabel image (fully loaded into memory)."""
-    with zipfile.ZipFile(path) as zf:
-        data = zf.read(member)
-    return nib.Nifti1Image.from_bytes(gzip.decompress(data))
