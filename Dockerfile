@@ -14,14 +14,14 @@
 #   LONGISYNTH_MAX_TIMEPOINTS    most timepoints per study (default 12) -> 422
 #   LONGISYNTH_MAX_CONCURRENCY   studies simulated at once (default 2)
 #   LONGISYNTH_MAX_QUEUE         studies waiting for a slot (default 8); beyond -> 429
-#   LONGISYNTH_REFINER           refiner model path (set below), or "off"
+#   LONGISYNTH_REFINER           refiner model path (default: the one shipped in the wheel), or "off"
 #   LONGISYNTH_BATCH_MAX_TILES   most refiner tiles per inference call (default 64)
 #   LONGISYNTH_BATCH_WAIT_MS     how long a refiner call waits to batch with other studies (20)
 #
 # Stages: builder (python slim: wheels of the project and its pinned dependencies) ->
 # runtime-base (CUDA 12.6 + cuDNN 9 runtime, Python 3.11 from apt) -> venv (installs the wheels
-# into /opt/venv, then removes pip/setuptools) -> final (runtime-base + /opt/venv + service/ +
-# models/; no compilers, no pip, no wheels, no pip/apt caches).
+# into /opt/venv, then removes pip/setuptools) -> final (runtime-base + /opt/venv + service/; the
+# refiner model is package data in the wheel; no compilers, no pip, no wheels, no pip/apt caches).
 #
 # onnxruntime-gpu 1.26.0 is the newest PyPI release built for CUDA 12 + cuDNN 9 (1.27+ link
 # CUDA 13). Keep the pins equal to bentofile.yaml (tests/test_packaging.py checks).
@@ -108,9 +108,8 @@ COPY --from=venv /opt/venv /opt/venv
 
 WORKDIR /app
 COPY --chown=root:root service/ ./service/
-# The refiner (refiner.onnx + its card refiner.json, verified by sha256 at start) and the
-# scripts that made it; LONGISYNTH_REFINER below points the engine at it.
-COPY --chown=root:root models/ ./models/
+# The refiner (refiner.onnx + its card refiner.json, verified by sha256 at start) is package data
+# of the longisynth wheel installed above: the engine finds it with importlib.resources.
 
 ENV PATH="/opt/venv/bin:${PATH}" \
     PYTHONPATH="/app" \
@@ -124,8 +123,7 @@ ENV PATH="/opt/venv/bin:${PATH}" \
     LONGISYNTH_MAX_VOXELS=268435456 \
     LONGISYNTH_MAX_TIMEPOINTS=12 \
     LONGISYNTH_MAX_CONCURRENCY=2 \
-    LONGISYNTH_MAX_QUEUE=8 \
-    LONGISYNTH_REFINER=/app/models/refiner.onnx
+    LONGISYNTH_MAX_QUEUE=8
 
 EXPOSE 3000
 

@@ -45,7 +45,7 @@ def _hwm_kib() -> int:
 def _child(mode: str, input_path: str, out_path: str) -> None:
     base_rss = _hwm_kib()
     import longisynth
-    import longisynth.pipeline_lung
+    import longisynth.families.lung
     from longisynth.bundle import write_bundle
     from longisynth.checks import Check
     from longisynth.geometry import Box

@@ -1,6 +1,227 @@
-"""Public entry points (re-exported by :mod:`longisynth`)."""
+"""The public API: what the CLI, the service, the dataset tool and users call.
 
-from longisynth.bundle import write_bundle
-from longisynth.pipeline import generate
+* :func:`generate` — a healthy scan + a request → a longitudinal :class:`~longisynth.result.Study`;
+* :func:`resolve` — the same request → the concrete spec it would simulate, without any pixels
+  of work (for validation, planning and previews of a request);
+* :func:`write_bundle` / :func:`read_scan` — the output bundle and the input readers.
 
-__all__ = ["generate", "write_bundle"]
+The request (prompt, structured fields, seed) is merged and resolved here; the simulation itself
+is the driver's (:func:`longisynth.pipeline.simulate`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import ValidationError
+
+from longisynth import checks as ck
+from longisynth.anatomy.modality import detect_modality, require_hounsfield
+from longisynth.bundle import read_metadata, write_bundle
+from longisynth.demo import DemoInput, demo_input
+from longisynth.errors import InvalidInputError, LesionDoesNotFitError
+from longisynth.io import read_dicom_series, read_nifti, read_scan
+from longisynth.io.scan import Scan
+from longisynth.pipeline import Clock, ProgressFn, simulate
+from longisynth.refine import Denoiser, RefinerStatus, RefineSettings, default_refiner
+from longisynth.refine.hand_off import refine_context
+from longisynth.refine.model import choose_providers
+from longisynth.result import Study
+from longisynth.spec import Contrast, Family, LesionSpec, Modality, merge_specs, resolve_spec
+from longisynth.spec.prompt import spec_from_prompt
+
+__all__ = [
+    "DemoInput",
+    "Denoiser",
+    "LesionSpec",
+    "RefineSettings",
+    "RefinerStatus",
+    "Scan",
+    "Study",
+    "choose_providers",
+    "default_refiner",
+    "demo_input",
+    "detect_modality",
+    "generate",
+    "merge_request",
+    "read_dicom_series",
+    "read_metadata",
+    "read_nifti",
+    "read_scan",
+    "resolve",
+    "write_bundle",
+]
+
+DEFAULT_SEED = 0
+
+
+def _as_scans(scans: Scan | Mapping[str, Scan], contrast: str | None) -> dict[str, Scan]:
+    if isinstance(scans, Scan):
+        return {(contrast or "").lower(): scans}
+    out = {str(k).lower(): v for k, v in scans.items()}
+    if not out:
+        raise InvalidInputError("no input scan given")
+    return out
+
+
+def _validate_contrasts(scans: dict[str, Scan], modality: Modality) -> dict[str, Scan]:
+    if modality == Modality.CT:
+        if len(scans) != 1:
+            raise InvalidInputError("a CT study takes exactly one scan")
+        return {Contrast.CT.value: next(iter(scans.values()))}
+    known = {c.value for c in Contrast} - {Contrast.CT.value}
+    fixed: dict[str, Scan] = {}
+    for name, scan in scans.items():
+        key = name or "t1"
+        if key not in known:
+            raise InvalidInputError(f"unknown MRI contrast {name!r}: use one of {', '.join(sorted(known))}")
+        fixed[key] = scan
+    first = next(iter(fixed.values())).geometry
+    for name, scan in fixed.items():
+        if scan.geometry.shape != first.shape or not np.allclose(
+            scan.geometry.affine, first.affine, atol=1e-3
+        ):
+            raise InvalidInputError(
+                f"contrast {name!r} is not on the same grid as the others; co-register first"
+            )
+    return fixed
+
+
+def merge_request(
+    prompt: str, spec: LesionSpec | Mapping[str, Any] | None, seed: int | None, lenient: bool
+) -> tuple[LesionSpec, list[str]]:
+    """Prompt → partial spec; structured fields override; ``seed`` overrides both (default 0).
+
+    Returns the merged (unresolved) spec and the prompt words that were not understood (only
+    non-empty with ``lenient=True``; otherwise they raise :class:`PromptNotUnderstoodError`).
+    """
+    from_prompt, unknown = spec_from_prompt(prompt or "", lenient=lenient)
+    try:
+        override = spec if isinstance(spec, LesionSpec) else LesionSpec.model_validate(dict(spec or {}))
+        merged = merge_specs(from_prompt, override)
+        chosen = seed if seed is not None else merged.seed
+        merged = merge_specs(merged, LesionSpec(seed=DEFAULT_SEED if chosen is None else chosen))
+    except ValidationError as exc:
+        raise InvalidInputError(_validation_message(exc)) from None
+    return merged, unknown
+
+
+def _validation_message(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err["loc"])
+    where = f"invalid spec field {field}" if field else "invalid spec"
+    return f"{where}: {err['msg'].removeprefix('Value error, ')}"
+
+
+def generate(
+    scans: Scan | Mapping[str, Scan],
+    prompt: str = "",
+    spec: LesionSpec | Mapping[str, Any] | None = None,
+    *,
+    labels: NDArray[np.integer] | None = None,
+    seed: int | None = None,
+    contrast: str | None = None,
+    lenient: bool = False,
+    brain_tissues: Mapping[str, NDArray[np.floating]] | None = None,
+    progress: ProgressFn | None = None,
+    refine: bool | None = None,
+    refiner: Denoiser | None = None,
+    refine_settings: RefineSettings | None = None,
+) -> Study:
+    """Simulate a longitudinal lesion study on a healthy scan.
+
+    Args:
+        scans: one scan (CT, or one MRI contrast named by ``contrast``) or a mapping contrast name →
+            scan (MRI: "t1", "t1c", "t2", "flair"; all on the same grid).
+        prompt: free text, e.g. "2 cm solid nodule in the right upper lobe growing over 6 months".
+        spec: structured fields (a :class:`LesionSpec` or a dict); they override the prompt.
+        labels: optional region label map on the scan's grid (TotalSegmentator lung lobes 10–14).
+        seed: overrides ``spec.seed``; default 0. Same inputs + seed ⇒ identical study.
+        contrast: name of the single MRI contrast when ``scans`` is one scan (default "t1").
+        lenient: accept prompts with words we could not place (they are listed in metadata).
+        brain_tissues: known "csf"/"gm"/"wm" probability maps (skips registration; the demo uses it).
+        progress: called as ``progress(stage_name, fraction_done)``.
+        refine: run the learned boundary refiner (default: yes when a model is available; a
+            missing or corrupt model falls back to the rule-based image, and metadata says why).
+        refiner: what runs the model (default: the shipped ONNX model via ONNX Runtime); the
+            service passes a cross-request batcher here.
+        refine_settings: sampler steps, strength and batch size.
+
+    Raises:
+        InvalidInputError, PromptNotUnderstoodError, LesionDoesNotFitError (incl. PlausibilityError).
+    """
+    clock = Clock(progress)
+    clock.stage("spec")
+    scan_map = _as_scans(scans, contrast)
+    main = next(iter(scan_map.values()))
+    modality = detect_modality(main.values(), main.raw.dtype)
+    merged, unknown = merge_request(prompt, spec, seed, lenient)
+    if merged.family == Family.LUNG_NODULE or (merged.family is None and modality == Modality.CT):
+        # A lung request on something that is not HU gets the specific reason (8-bit export...).
+        require_hounsfield(main.values(), main.raw.dtype)
+    resolved = _resolve(merged, modality)
+    scan_map = _validate_contrasts(scan_map, modality)
+    if labels is not None and tuple(labels.shape) != main.geometry.shape:
+        raise InvalidInputError(
+            f"label map shape {tuple(labels.shape)} differs from the scan's {main.geometry.shape}"
+        )
+    _check_fov(resolved, main)
+    ctx = refine_context(refine, refiner, refine_settings)
+    study = simulate(scan_map, resolved, clock, ctx, labels, brain_tissues)
+    if ctx.status.status == "unavailable":
+        study.notes.append(f"learned refiner not used: {ctx.status.reason}")
+    study.prompt = prompt
+    study.unparsed_words = unknown
+    ck.enforce(study.checks)
+    study.timings_s = clock.done()
+    return study
+
+
+def resolve(
+    scans: Scan | Mapping[str, Scan] | Modality | str,
+    prompt: str = "",
+    spec: LesionSpec | Mapping[str, Any] | None = None,
+    *,
+    seed: int | None = None,
+    contrast: str | None = None,
+    lenient: bool = False,
+) -> LesionSpec:
+    """The concrete spec :func:`generate` would simulate for this request, without simulating.
+
+    Args:
+        scans: the input scan(s) (only their modality is read), or the modality itself
+            (``"ct"`` / ``"mr"``) when no scan is at hand (dataset planning).
+        prompt, spec, seed, contrast, lenient: as for :func:`generate`.
+
+    Raises:
+        InvalidInputError, PromptNotUnderstoodError: a request that cannot be resolved.
+    """
+    if isinstance(scans, Modality | str):
+        try:
+            modality = Modality(str(scans).lower())
+        except ValueError:
+            raise InvalidInputError(f"unknown modality {scans!r}: use ct or mr") from None
+    else:
+        main = next(iter(_as_scans(scans, contrast).values()))
+        modality = detect_modality(main.values(), main.raw.dtype)
+    merged, _ = merge_request(prompt, spec, seed, lenient)
+    return _resolve(merged, modality)
+
+
+def _resolve(merged: LesionSpec, modality: Modality) -> LesionSpec:
+    assert merged.seed is not None
+    return resolve_spec(merged, modality, np.random.default_rng(merged.seed))
+
+
+def _check_fov(spec: LesionSpec, scan: Scan) -> None:
+    """Fail before heavy work when the final lesion is larger than the field of view."""
+    assert spec.diameter_mm is not None
+    extent = np.asarray(scan.geometry.shape) * np.asarray(scan.geometry.spacing_mm)
+    if spec.diameter_mm + 4.0 > float(extent.min()):
+        raise LesionDoesNotFitError(
+            f"a {spec.diameter_mm:g} mm lesion does not fit in a field of view of "
+            f"{' x '.join(f'{e:.0f}' for e in extent)} mm"
+        )

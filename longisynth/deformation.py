@@ -145,3 +145,24 @@ def to_world(
 ) -> NDArray[np.float32]:
     """Express an array-axis displacement (mm) in world RAS+ components (mm)."""
     return np.einsum("wa,a...->w...", axis_directions.astype(np.float32), displacement_mm).astype(np.float32)
+
+
+def mass_effect_field(
+    mask: NDArray[np.integer],
+    center_vox: NDArray[np.float64],
+    push_fraction: float,
+    influence_mm: float,
+    spacing_mm: tuple[float, float, float],
+    voxel_volume_mm3: float,
+) -> NDArray[np.float32]:
+    """Backward displacement (array axes, mm) of the mass effect of the lesion ``mask`` (crop).
+
+    The push scales with the lesion's equivalent radius at this timepoint (its volume, mm³), so
+    the surrounding tissue moves further as the lesion grows; ``push_fraction`` is the family's
+    boundary displacement / lesion radius.
+    """
+    from longisynth.measure import equivalent_radius_mm
+
+    volume = float((mask > 0).sum()) * voxel_volume_mm3
+    push = push_for_lesion(tuple(center_vox), equivalent_radius_mm(volume), push_fraction, influence_mm)
+    return backward_displacement(mask.shape, spacing_mm, push)

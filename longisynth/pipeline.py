@@ -1,210 +1,242 @@
-"""The one place that knows the order: spec → anatomy → seed → growth → deformation → appearance
-→ checks. Everything heavy runs on a crop around the lesion; the rest of the scan is untouched.
+"""The one driver, and the only place that knows the order of the stages::
+
+    anatomy → seed → growth → deformation → appearance → refine → checks
+
+(the spec is resolved before, by :func:`longisynth.api.generate`). A lesion family
+(:mod:`longisynth.families`) answers the family-specific questions; this module owns the crop
+around the lesion, the mass effect of every timepoint, resampling the backgrounds, the refiner
+hand-off, assembling and measuring the timepoints, the checks every study gets, the stage names,
+progress and timings. Everything heavy runs on the crop; the rest of the scan is untouched.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import ValidationError
 
 from longisynth import checks as ck
-from longisynth.anatomy.modality import detect_modality, require_hounsfield
-from longisynth.errors import InvalidInputError, LesionDoesNotFitError
+from longisynth.deformation import jacobian_determinant, mass_effect_field, warp
+from longisynth.families import family_for
+from longisynth.geometry import Box, Geometry
 from longisynth.io.scan import Scan
-from longisynth.pipeline_common import RefineContext
-from longisynth.refine.model import Denoiser, RefinerStatus, default_refiner
-from longisynth.refine.sampler import RefineSettings
-from longisynth.result import Study
-from longisynth.spec import Contrast, Family, LesionSpec, Modality, merge_specs, resolve_spec
-from longisynth.spec.prompt import spec_from_prompt
+from longisynth.refine.hand_off import RefineContext, refine_timepoints
+from longisynth.result import Study, Timepoint, assemble_timepoint
+from longisynth.spec import LesionSpec
 
 ProgressFn = Callable[[str, float], None]
-DEFAULT_SEED = 0
+# Stage names and the progress fraction at which each starts (spec 0.0 is reported by the API).
+STAGES = {
+    "spec": 0.0,
+    "anatomy": 0.05,
+    "seed": 0.25,
+    "growth": 0.35,
+    "deformation": 0.5,
+    "appearance": 0.55,
+    "refine": 0.8,
+    "checks": 0.95,
+}
+# Independent random streams per stage: changing how one stage draws never shifts another
+# (SeedSequence children depend on their index only, so appending a stream shifts nothing).
+STREAMS = ("place", "shape", "texture", "render", "growth", "refine")
 
 
 def _noop(stage: str, fraction: float) -> None:
     return None
 
 
-class _Clock:
+class Clock:
     """Wall time per stage (s) for ``timings_s`` in the metadata, plus progress reporting."""
 
-    def __init__(self, progress: ProgressFn) -> None:
+    def __init__(self, progress: ProgressFn | None = None) -> None:
         self.timings: dict[str, float] = {}
-        self._progress = progress
+        self._progress = progress or _noop
         self._stage = ""
         self._t0 = time.perf_counter()
 
-    def stage(self, name: str, fraction: float) -> None:
+    def stage(self, name: str, fraction: float | None = None) -> None:
+        """Start stage ``name`` (progress at its :data:`STAGES` fraction unless given)."""
         now = time.perf_counter()
         if self._stage:
             self.timings[self._stage] = round(self.timings.get(self._stage, 0.0) + now - self._t0, 4)
         self._stage, self._t0 = name, now
-        self._progress(name, fraction)
+        self._progress(name, STAGES.get(name, 1.0) if fraction is None else fraction)
 
     def done(self) -> dict[str, float]:
         self.stage("", 1.0)
         return self.timings
 
 
-def _as_scans(scans: Scan | Mapping[str, Scan], contrast: str | None) -> dict[str, Scan]:
-    if isinstance(scans, Scan):
-        return {(contrast or "").lower(): scans}
-    out = {str(k).lower(): v for k, v in scans.items()}
-    if not out:
-        raise InvalidInputError("no input scan given")
-    return out
+def streams(seed: int) -> dict[str, np.random.Generator]:
+    """One generator per stage, all derived from the study seed."""
+    children = np.random.SeedSequence(seed).spawn(len(STREAMS))
+    return {name: np.random.default_rng(s) for name, s in zip(STREAMS, children, strict=True)}
 
 
-def _validate_contrasts(scans: dict[str, Scan], modality: Modality) -> dict[str, Scan]:
-    if modality == Modality.CT:
-        if len(scans) != 1:
-            raise InvalidInputError("a CT study takes exactly one scan")
-        return {Contrast.CT.value: next(iter(scans.values()))}
-    known = {c.value for c in Contrast} - {Contrast.CT.value}
-    fixed: dict[str, Scan] = {}
-    for name, scan in scans.items():
-        key = name or "t1"
-        if key not in known:
-            raise InvalidInputError(f"unknown MRI contrast {name!r}: use one of {', '.join(sorted(known))}")
-        fixed[key] = scan
-    first = next(iter(fixed.values())).geometry
-    for name, scan in fixed.items():
-        if scan.geometry.shape != first.shape or not np.allclose(
-            scan.geometry.affine, first.affine, atol=1e-3
-        ):
-            raise InvalidInputError(
-                f"contrast {name!r} is not on the same grid as the others; co-register first"
-            )
-    return fixed
+def crop_box(
+    geometry: Geometry, center_world: NDArray[np.float64], half_mm: float
+) -> tuple[Box, NDArray[np.float64]]:
+    """Box of half-size ``half_mm`` around the centre (clipped to the grid) and the centre in crop voxels."""
+    center_vox = geometry.world_to_voxel(center_world)
+    box = geometry.box_around(center_vox, half_mm)
+    return box, center_vox - np.asarray(box.start, dtype=np.float64)
 
 
-def merge_request(
-    prompt: str, spec: LesionSpec | Mapping[str, Any] | None, seed: int | None, lenient: bool
-) -> tuple[LesionSpec, list[str]]:
-    """Prompt → partial spec; structured fields override; ``seed`` overrides both (default 0).
-
-    Returns the merged (unresolved) spec and the prompt words that were not understood (only
-    non-empty with ``lenient=True``; otherwise they raise :class:`PromptNotUnderstoodError`).
-    """
-    from_prompt, unknown = spec_from_prompt(prompt or "", lenient=lenient)
-    try:
-        override = spec if isinstance(spec, LesionSpec) else LesionSpec.model_validate(dict(spec or {}))
-        merged = merge_specs(from_prompt, override)
-        chosen = seed if seed is not None else merged.seed
-        merged = merge_specs(merged, LesionSpec(seed=DEFAULT_SEED if chosen is None else chosen))
-    except ValidationError as exc:
-        raise InvalidInputError(_validation_message(exc)) from None
-    return merged, unknown
+def ball_mask(
+    shape: tuple[int, int, int],
+    spacing: tuple[float, float, float],
+    center_vox: NDArray[np.float64],
+    radius_mm: float,
+) -> NDArray[np.bool_]:
+    """Crop mask of the ball of ``radius_mm`` around ``center_vox`` (crop voxel coordinates)."""
+    grids = np.ogrid[: shape[0], : shape[1], : shape[2]]
+    r2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grids, center_vox, spacing, strict=True))
+    return np.asarray(r2 <= radius_mm**2)
 
 
-def _validation_message(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    field = ".".join(str(p) for p in err["loc"])
-    where = f"invalid spec field {field}" if field else "invalid spec"
-    return f"{where}: {err['msg'].removeprefix('Value error, ')}"
-
-
-def generate(
-    scans: Scan | Mapping[str, Scan],
-    prompt: str = "",
-    spec: LesionSpec | Mapping[str, Any] | None = None,
-    *,
+def simulate(
+    scans: dict[str, Scan],
+    spec: LesionSpec,
+    clock: Clock,
+    refine: RefineContext,
     labels: NDArray[np.integer] | None = None,
-    seed: int | None = None,
-    contrast: str | None = None,
-    lenient: bool = False,
-    brain_tissues: Mapping[str, NDArray[np.floating]] | None = None,
-    progress: ProgressFn | None = None,
-    refine: bool | None = None,
-    refiner: Denoiser | None = None,
-    refine_settings: RefineSettings | None = None,
+    tissues: Mapping[str, NDArray[np.floating]] | None = None,
 ) -> Study:
-    """Simulate a longitudinal lesion study on a healthy scan.
-
-    Args:
-        scans: one scan (CT, or one MRI contrast named by ``contrast``) or a mapping contrast name →
-            scan (MRI: "t1", "t1c", "t2", "flair"; all on the same grid).
-        prompt: free text, e.g. "2 cm solid nodule in the right upper lobe growing over 6 months".
-        spec: structured fields (a :class:`LesionSpec` or a dict); they override the prompt.
-        labels: optional region label map on the scan's grid (TotalSegmentator lung lobes 10–14).
-        seed: overrides ``spec.seed``; default 0. Same inputs + seed ⇒ identical study.
-        contrast: name of the single MRI contrast when ``scans`` is one scan (default "t1").
-        lenient: accept prompts with words we could not place (they are listed in metadata).
-        brain_tissues: known "csf"/"gm"/"wm" probability maps (skips registration; the demo uses it).
-        progress: called as ``progress(stage_name, fraction_done)``.
-        refine: run the learned boundary refiner (default: yes when a model is available; a
-            missing or corrupt model falls back to the rule-based image, and metadata says why).
-        refiner: what runs the model (default: the shipped ONNX model via ONNX Runtime); the
-            service passes a cross-request batcher here.
-        refine_settings: sampler steps, strength and batch size.
+    """Simulate the study of a resolved ``spec`` on ``scans`` (contrast → scan, one grid).
 
     Raises:
-        InvalidInputError, PromptNotUnderstoodError, LesionDoesNotFitError (incl. PlausibilityError).
+        LesionDoesNotFitError: the anatomy has no room for the request (incl. no organ found).
+        InvalidInputError: a label or tissue map that does not match the scan.
     """
-    clock = _Clock(progress or _noop)
-    clock.stage("spec", 0.0)
-    scan_map = _as_scans(scans, contrast)
-    main = next(iter(scan_map.values()))
-    modality = detect_modality(main.values(), main.raw.dtype)
-    merged, unknown = merge_request(prompt, spec, seed, lenient)
-    if merged.family == Family.LUNG_NODULE or (merged.family is None and modality == Modality.CT):
-        # A lung request on something that is not HU gets the specific reason (8-bit export...).
-        require_hounsfield(main.values(), main.raw.dtype)
-    assert merged.seed is not None
-    resolved = resolve_spec(merged, modality, np.random.default_rng(merged.seed))
-    scan_map = _validate_contrasts(scan_map, modality)
-    if labels is not None and tuple(labels.shape) != main.geometry.shape:
-        raise InvalidInputError(
-            f"label map shape {tuple(labels.shape)} differs from the scan's {main.geometry.shape}"
-        )
-    _check_fov(resolved, main)
-    ctx = refine_context(refine, refiner, refine_settings)
-    if resolved.family == Family.LUNG_NODULE:
-        from longisynth.pipeline_lung import simulate_nodule_study
-
-        study = simulate_nodule_study(scan_map, resolved, labels, clock.stage, ctx)
-    else:
-        from longisynth.pipeline_glioma import simulate_glioma_study
-
-        study = simulate_glioma_study(scan_map, resolved, brain_tissues, clock.stage, ctx)
-    if ctx.status.status == "unavailable":
-        study.notes.append(f"learned refiner not used: {ctx.status.reason}")
-    study.prompt = prompt
-    study.unparsed_words = unknown
-    clock.stage("checks", 0.95)
-    ck.enforce(study.checks)
-    study.timings_s = clock.done()
-    return study
-
-
-def refine_context(
-    refine: bool | None, refiner: Denoiser | None, settings: RefineSettings | None
-) -> RefineContext:
-    """Decide whether and how the refiner runs for one study (see :func:`generate`)."""
-    settings = settings or RefineSettings()
-    if refine is False:
-        return RefineContext(None, RefinerStatus("disabled", reason="refine=False"), settings)
-    if refiner is not None:
-        status = refiner.status() if hasattr(refiner, "status") else RefinerStatus("applied")
-        return RefineContext(refiner, status, settings)
-    model, reason = default_refiner()
-    if model is None:
-        return RefineContext(None, RefinerStatus("unavailable", reason=reason), settings)
-    return RefineContext(model, model.status(), settings)
-
-
-def _check_fov(spec: LesionSpec, scan: Scan) -> None:
-    """Fail before heavy work when the final lesion is larger than the field of view."""
+    assert spec.family is not None and spec.seed is not None and spec.timepoints_days is not None
     assert spec.diameter_mm is not None
-    extent = np.asarray(scan.geometry.shape) * np.asarray(scan.geometry.spacing_mm)
-    if spec.diameter_mm + 4.0 > float(extent.min()):
-        raise LesionDoesNotFitError(
-            f"a {spec.diameter_mm:g} mm lesion does not fit in a field of view of "
-            f"{' x '.join(f'{e:.0f}' for e in extent)} mm"
+    family = family_for(spec.family)
+    rng = streams(spec.seed)
+    geometry = next(iter(scans.values())).geometry
+    spacing = geometry.spacing_mm
+    n = len(spec.timepoints_days)
+
+    clock.stage("anatomy")
+    anatomy = family.anatomy(scans, spec, labels, tissues)
+
+    clock.stage("seed")
+    placement = family.place(anatomy, scans, spec, rng)
+    box, center_vox = crop_box(geometry, placement.center_world, placement.crop_half_mm)
+    crops = {c: s.values_in(box) for c, s in scans.items()}
+    allowed = family.allowed_region(anatomy, scans, box, crops)
+
+    clock.stage("growth")
+    growth = family.grow(anatomy, scans, spec, placement, box, center_vox, allowed, rng)
+
+    clock.stage("deformation")
+    fields = [
+        mass_effect_field(
+            mask, center_vox, family.push_fraction, placement.influence_mm, spacing, geometry.voxel_volume_mm3
         )
+        for mask in growth.masks
+    ]
+
+    clock.stage("appearance")
+    renderer = family.renderer(anatomy, scans, spec, box, rng)
+    rendered = []
+    for i in range(n):
+        backgrounds = {c: warp(crops[c], fields[i], spacing) for c in scans}
+        rendered.append(renderer.render(i, backgrounds, growth))
+        clock.stage("appearance", STAGES["appearance"] + 0.25 * (i + 1) / n)
+
+    clock.stage("refine")
+    rendered = refine_timepoints(rendered, growth.masks, renderer.intensities, refine, rng["refine"])
+
+    clock.stage("checks")
+    timepoints = [
+        assemble_timepoint(
+            i,
+            days - spec.timepoints_days[0],
+            scans,
+            box,
+            rendered[i],
+            growth.masks[i],
+            fields[i],
+            occupancy=None if growth.occupancy is None else growth.occupancy[i],
+        )
+        for i, days in enumerate(spec.timepoints_days)
+    ]
+    zone = ball_mask(box.shape, spacing, center_vox, placement.influence_mm)
+    zone |= np.any([m > 0 for m in growth.masks], axis=0) | growth.support
+    checks = common_checks(
+        timepoints,
+        scans,
+        box,
+        allowed,
+        zone,
+        growing=family.is_growing(spec),
+        requested_final_diameter_mm=spec.diameter_mm,
+        displacement_fields_mm=fields,
+    )
+    findings = family.findings(anatomy, scans, spec, placement, box, growth, timepoints)
+    return Study(
+        scans=scans,
+        box=box,
+        spec=spec,
+        prompt="",
+        timepoints=timepoints,
+        checks=checks + findings.checks,
+        notes=findings.notes,
+        extra={
+            "noise_model": renderer.noise_model,
+            "lesion_center_mm": [round(float(v), 3) for v in placement.center_world],
+            "influence_radius_mm": round(placement.influence_mm, 3),
+            **findings.simulation,
+            "refiner": refine.status.to_dict(),
+        },
+    )
+
+
+def common_checks(
+    timepoints: list[Timepoint],
+    scans: dict[str, Scan],
+    box: Box,
+    allowed: NDArray[np.bool_],
+    zone: NDArray[np.bool_],
+    growing: bool,
+    requested_final_diameter_mm: float,
+    displacement_fields_mm: list[NDArray[np.float32]],
+) -> list[ck.Check]:
+    """The rules every study is checked against, whatever its family (:data:`longisynth.checks.RULES`).
+
+    Args:
+        allowed: crop mask of the organ the lesion must stay in.
+        zone: crop mask of the lesion's influence zone (mass effect + rendering blend), where the
+            image may change.
+        growing: the law is monotone non-decreasing (masks must nest).
+        displacement_fields_mm: array-axis displacement per timepoint (for the Jacobian).
+    """
+    spacing = next(iter(scans.values())).geometry.spacing_mm
+    out: list[ck.Check] = []
+    for tp, disp in zip(timepoints, displacement_fields_mm, strict=True):
+        lesion = tp.mask > 0
+        n = int(lesion.sum())
+        # An empty mask (a lesion smaller than a voxel at this timepoint) is trivially inside.
+        inside = float((lesion & allowed).sum()) / n if n else 1.0
+        out.append(ck.check("lesion_in_allowed_region_fraction", inside, timepoint=tp.index))
+        out.append(ck.check("lesion_voxels", n, timepoint=tp.index))
+        changed = np.zeros(lesion.shape, dtype=bool)
+        for name, scan in scans.items():
+            changed |= tp.crops[name] != scan.raw[box.slices]
+        outside = int((changed & ~zone).sum())
+        out.append(ck.check("changed_voxels_outside_influence_zone", outside, timepoint=tp.index))
+        jac = jacobian_determinant(disp, spacing) if np.any(disp) else np.ones(1, dtype=np.float32)
+        out.append(ck.check("jacobian_determinant_min", float(jac.min()), timepoint=tp.index))
+    if growing:
+        nested = all(not np.any((a.mask > 0) & ~(b.mask > 0)) for a, b in itertools.pairwise(timepoints))
+        out.append(ck.check("masks_nested_over_time", nested))
+        vols = [tp.lesion_volume_mm3 for tp in timepoints]
+        monotone = all(b >= a for a, b in itertools.pairwise(vols))
+        out.append(ck.check("volume_monotone_non_decreasing", monotone))
+    final = timepoints[-1].longest_diameter_mm
+    err = abs(final - requested_final_diameter_mm) / requested_final_diameter_mm
+    out.append(ck.check("final_diameter_relative_error", err))
+    return out

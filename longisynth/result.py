@@ -14,8 +14,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from longisynth.checks import Check
+from longisynth.deformation import to_world
 from longisynth.geometry import Box, Geometry
 from longisynth.io.scan import Scan
+from longisynth.measure import centroid_world_mm, longest_diameter_mm, volume_mm3
 from longisynth.spec import LesionSpec
 
 
@@ -89,3 +91,49 @@ class Study:
         out = np.zeros((*self.geometry.shape, 3), dtype=np.float32)
         out[self.box.slices] = np.moveaxis(self.timepoints[index].displacement_mm, 0, -1)
         return out
+
+
+def assemble_timepoint(
+    index: int,
+    days: float,
+    scans: dict[str, Scan],
+    box: Box,
+    values: dict[str, NDArray[np.float32]],
+    mask: NDArray[np.uint8],
+    displacement_mm: NDArray[np.float32],
+    occupancy: NDArray[np.float32] | None = None,
+) -> Timepoint:
+    """Convert rendered crops back to the stored dtype and measure the lesion.
+
+    Voxels that neither moved nor belong to the lesion keep the input's stored value exactly.
+    ``occupancy`` (lesion fraction per voxel) gives the partial-volume lesion volume; without it,
+    the mask volume is used.
+    """
+    geometry = next(iter(scans.values())).geometry
+    crop_geom = geometry.crop(box)
+    untouched = ~np.any(displacement_mm != 0, axis=0)
+    crops = {}
+    for name, scan in scans.items():
+        raw_in = scan.raw[box.slices]
+        out = scan.to_raw(values[name])
+        keep = untouched & (values[name] == scan.values_in(box))
+        out[keep] = raw_in[keep]
+        crops[name] = out
+    lesion = mask > 0
+    mask_volume = volume_mm3(lesion, crop_geom)
+    simulated = (
+        mask_volume
+        if occupancy is None
+        else float(occupancy.sum(dtype=np.float64)) * crop_geom.voxel_volume_mm3
+    )
+    return Timepoint(
+        index=index,
+        days=float(days),
+        crops=crops,
+        mask=mask,
+        displacement_mm=to_world(displacement_mm, geometry.axis_directions),
+        lesion_volume_mm3=round(mask_volume, 4),
+        longest_diameter_mm=round(longest_diameter_mm(lesion, geometry.spacing_mm), 4),
+        centroid_mm=tuple(round(v, 4) for v in centroid_world_mm(lesion, crop_geom)),  # type: ignore[arg-type]
+        simulated_volume_mm3=round(simulated, 4),
+    )

@@ -1,6 +1,6 @@
 """Export the trained refiner to ONNX, verify it, check it for memorisation, write its card data.
 
-    python models/export_onnx.py                   # models/refiner.pt → models/refiner.onnx + .json
+    python models/export_onnx.py    # models/refiner.pt → longisynth/refine/weights/refiner.onnx + .json
     python models/export_onnx.py --src DIR --out DIR
 
 Steps:
@@ -169,7 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     here = Path(__file__).resolve().parent
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--src", type=Path, default=here, help="folder with refiner.pt")
-    parser.add_argument("--out", type=Path, default=here, help="folder for refiner.onnx/.json")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=here.parent / "longisynth" / "refine" / "weights",
+        help="folder for refiner.onnx/.json (default: the package data the engine ships and loads)",
+    )
     args = parser.parse_args(argv)
     if not (args.src / "refiner.pt").is_file():
         print(

@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from longisynth.api import default_refiner
 from longisynth.errors import LongisynthError
-from longisynth.refine.model import default_refiner
 from service import runner
 from service.batcher import DynamicBatcher
 from service.config import Settings

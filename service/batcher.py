@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from longisynth.refine.model import Denoiser, RefinerStatus
+from longisynth.api import Denoiser, RefinerStatus
 
 
 @dataclass

@@ -10,7 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 from longisynth import __version__
-from longisynth.spec import LesionSpec
+from longisynth.api import LesionSpec
 
 _REF = "#/components/schemas/{model}"
 _ERROR = {"$ref": "#/components/schemas/Error"}

@@ -10,17 +10,19 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from longisynth.anatomy.modality import detect_modality
-from longisynth.api import generate, write_bundle
-from longisynth.demo import DemoInput, demo_input
+from longisynth.api import (
+    DemoInput,
+    Denoiser,
+    RefineSettings,
+    Scan,
+    demo_input,
+    generate,
+    read_dicom_series,
+    read_nifti,
+    resolve,
+    write_bundle,
+)
 from longisynth.errors import InvalidInputError
-from longisynth.io import read_dicom_series, read_nifti
-from longisynth.io.scan import Scan
-from longisynth.pipeline import merge_request
-from longisynth.refine import Denoiser, RefineSettings
-from longisynth.spec import resolve_spec
 from service.config import Settings
 from service.errors import ApiError
 from service.upload import Form
@@ -195,10 +197,7 @@ def run(
 
 def _check_timepoints(scans: Any, prompt: str, req: Request, settings: Settings) -> None:
     """Refuse too many timepoints before the heavy work (cheap: resolves the spec only)."""
-    main = scans if isinstance(scans, Scan) else next(iter(scans.values()))
-    merged, _ = merge_request(prompt, req.spec, req.seed, req.lenient)
-    assert merged.seed is not None
-    resolved = resolve_spec(merged, detect_modality(main.values(), main.raw.dtype), np.random.default_rng(0))
+    resolved = resolve(scans, prompt, req.spec, seed=req.seed, contrast=req.contrast, lenient=req.lenient)
     n = len(resolved.timepoints_days or [])
     if n > settings.max_timepoints:
         raise ApiError(

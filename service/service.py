@@ -12,7 +12,7 @@ from typing import Any
 
 import bentoml
 
-from longisynth.refine.model import choose_providers
+from longisynth.api import choose_providers
 from service.app import Api
 from service.config import Settings
 from service.metrics import Metrics

@@ -202,16 +202,18 @@ def test_builder_uses_onnxruntime_gpu_and_never_torch(stages: list[Stage]) -> No
 
 def test_project_wheel_skips_the_cpu_onnxruntime_and_the_model_is_found(stages: list[Stage]) -> None:
     """pyproject asks for `onnxruntime` (CPU); the image installs longisynth --no-deps beside
-    onnxruntime-gpu, and points the engine at the copied model (site-packages has no models/)."""
+    onnxruntime-gpu. The model is package data of the wheel, so nothing points the engine at it."""
     runs = [i.value for s in stages for i in s.instructions if i.keyword == "RUN"]
     installs = [r for r in runs if "pip install" in r and "longisynth" in r.split("pip install", 1)[1]]
     assert installs and all("--no-deps" in r for r in installs), installs
     env: dict[str, str] = {}
     for instruction in all_of(final_chain(stages), "ENV"):
         env.update(env_pairs(instruction.value))
-    copies = " ".join(c.value for c in all_of(final_chain(stages), "COPY"))
-    assert env["LONGISYNTH_REFINER"] == "/app/models/refiner.onnx" and "models/ ./models/" in copies
-    assert (ROOT / "models" / "refiner.onnx").is_file() and (ROOT / "models" / "refiner.json").is_file()
+    assert "LONGISYNTH_REFINER" not in env
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "refine/weights/*" in project["tool"]["setuptools"]["package-data"]["longisynth"]
+    weights = ROOT / "longisynth" / "refine" / "weights"
+    assert (weights / "refiner.onnx").is_file() and (weights / "refiner.json").is_file()
 
 
 def test_final_image_documents_limits_without_baking_keys(stages: list[Stage]) -> None:
@@ -253,7 +255,7 @@ def test_build_context_sources_exist_and_dockerignore_is_tight(stages: list[Stag
     ignored = {line.strip() for line in DOCKERIGNORE.read_text().splitlines()}
     for entry in (".venv", ".git", "tests", "**/__pycache__", "**/*.zip", "benchmarks"):
         assert entry in ignored, f".dockerignore lacks {entry}"
-    needed = {"longisynth", "service", "models", "pyproject.toml", "README.md"}
+    needed = {"longisynth", "service", "pyproject.toml", "README.md"}
     assert not needed & ignored, needed & ignored
 
 
@@ -269,7 +271,7 @@ def bentofile() -> dict:
 def test_bentofile_service_and_includes(bentofile: dict) -> None:
     assert bentofile["service"] == "service.service:Longisynth"
     include = bentofile["include"]
-    for pattern in ("longisynth/**", "service/**", "models/**"):
+    for pattern in ("longisynth/**", "service/**"):
         assert pattern in include, pattern
     assert "clients/**" in bentofile.get("exclude", [])
     assert not any(p.startswith("clients") for p in include)

@@ -4,7 +4,7 @@ Determinism: every random number of a case comes from ``SeedSequence(design.seed
 spawn_key=...)`` keyed by the row index (and, for sampling, by a hash of the field name), so a
 case does not change when other rows are added, and adding a sampled field does not change the
 values of the others. The resolved spec is computed with the engine's own
-:func:`~longisynth.pipeline.merge_request` and :func:`~longisynth.spec.resolve_spec`, so the
+:func:`longisynth.api.resolve`, so the
 dry run shows exactly the spec a real run generates.
 """
 
@@ -24,7 +24,7 @@ from longisynth.dataset.design import DatasetDesign
 from longisynth.dataset.distributions import Choice, Conditional
 from longisynth.dataset.inputs import ScanEntry, resolve_inputs
 from longisynth.errors import InvalidInputError, LongisynthError
-from longisynth.spec import LesionSpec, resolve_spec
+from longisynth.spec import LesionSpec
 from longisynth.spec.prompt import spec_from_prompt
 
 # spawn_key namespaces (first element) so the streams of different purposes never coincide
@@ -159,7 +159,7 @@ def _one_line(exc: Exception) -> str:
 
 def plan_case(design: DatasetDesign, scan: ScanEntry, row: int, width: int = 5) -> CasePlan:
     """The concrete case of row ``row`` (an impossible spec gives a plan with ``error`` set)."""
-    from longisynth.pipeline import merge_request
+    from longisynth.api import resolve
 
     case_id = f"case{row:0{width}d}"
     seed = case_seed(design, row)
@@ -173,8 +173,7 @@ def plan_case(design: DatasetDesign, scan: ScanEntry, row: int, width: int = 5) 
     try:
         sampled = sample_fields(design, rng_for, strata)
         request = _request(design, sampled)
-        merged, _ = merge_request(design.prompt, request, seed, design.lenient)
-        resolved = resolve_spec(merged, scan.modality, np.random.default_rng(seed))
+        resolved = resolve(scan.modality, design.prompt, request, seed=seed, lenient=design.lenient)
     except (ValueError, ValidationError, LongisynthError) as exc:
         return CasePlan(case_id, row, scan, seed, stratum, sampled, None, None, _one_line(exc))
     return CasePlan(case_id, row, scan, seed, stratum, sampled, request, resolved)

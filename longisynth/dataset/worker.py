@@ -99,8 +99,8 @@ def _record_error(layout: Layout, case_id: str, row: dict[str, Any]) -> None:
 
 def _simulate(task: CaseTask) -> Study:
     from longisynth.anatomy.modality import detect_modality
+    from longisynth.api import generate
     from longisynth.io import read_scan
-    from longisynth.pipeline import generate
 
     case, design = task.case, task.design
     scans = {contrast: read_scan(Path(p)) for contrast, p in case.scan.paths.items()}

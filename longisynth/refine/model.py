@@ -12,6 +12,7 @@ import json
 import os
 import threading
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,7 +20,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 MODEL_ENV = "LONGISYNTH_REFINER"  # path to a .onnx file, or "off"
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "refiner.onnx"
+
+
+def _shipped_model() -> Path:
+    """The model shipped as package data (``longisynth/refine/weights/``), wherever the package is
+    installed (editable, wheel, container)."""
+    return Path(str(resources.files("longisynth.refine") / "weights" / "refiner.onnx"))
+
+
+DEFAULT_MODEL = _shipped_model()
 
 
 class Denoiser(Protocol):

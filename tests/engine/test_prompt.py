@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from longisynth.errors import InvalidInputError, LongisynthError, PromptNotUnderstoodError
-from longisynth.spec.prompt import MAX_PROMPT_CHARS, normalise, parse_prompt, spec_from_prompt
 from longisynth.spec import Family, GliomaGrade, GrowthLaw, LesionSpec, Modality, NoduleType, resolve_spec
+from longisynth.spec.prompt import MAX_PROMPT_CHARS, normalise, parse_prompt, spec_from_prompt
 
 LUNG = {"family": "lung_nodule"}
 GLIOMA = {"family": "glioma"}
