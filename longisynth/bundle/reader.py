@@ -121,9 +121,22 @@ class BundleReader:
 
 
 def read_metadata(path: Path | str) -> dict[str, Any]:
-    """``metadata.json`` of a bundle (a plain dict; :class:`BundleMetadata` validates it)."""
-    with zipfile.ZipFile(path) as zf:
-        data: dict[str, Any] = json.loads(zf.read(METADATA))
+    """``metadata.json`` of a bundle (a plain dict; :class:`BundleMetadata` validates it).
+
+    Raises:
+        InvalidInputError: not a readable zip, or no valid ``metadata.json`` in it.
+    """
+    try:
+        with zipfile.ZipFile(path) as zf:
+            data: dict[str, Any] = json.loads(zf.read(METADATA))
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        raise InvalidInputError(f"{path}: not a longisynth bundle: not a readable zip ({err})") from None
+    except KeyError:
+        raise InvalidInputError(f"{path}: no metadata.json (not a longisynth bundle)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InvalidInputError(f"{path}: metadata.json is not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"{path}: metadata.json is not a JSON object")
     return data
 
 

@@ -107,10 +107,12 @@ def _progress_display(quiet: bool) -> tuple[Callable[[Any], None], Callable[[], 
 
 def run_dataset_command(args: argparse.Namespace) -> int:
     """Entry point of ``longisynth dataset ...`` (called by :func:`longisynth.cli.main`)."""
-    from longisynth.errors import LongisynthError
+    from longisynth.cli.errors import guarded
 
     update, stop = _progress_display(args.quiet or args.dataset_command == "plan")
-    try:
+    outcome: list[tuple[Any, str]] = []
+
+    def run() -> int:
         from longisynth.dataset.design import load_design
 
         design = load_design(args.design)
@@ -121,7 +123,7 @@ def run_dataset_command(args: argparse.Namespace) -> int:
             report = plan_only(design, base_dir, args.output)
             bad = sum(r["status"] == "error" for r in report.rows)
             tail = f"; {bad} impossible specs (see plan.csv)" if bad else ""
-            message = f"planned {len(report.rows)} cases in {report.out_dir}{tail}"
+            outcome.append((report, f"planned {len(report.rows)} cases in {report.out_dir}{tail}"))
         else:
             from longisynth.dataset.runner import run_dataset
 
@@ -135,28 +137,20 @@ def run_dataset_command(args: argparse.Namespace) -> int:
                 formats=_formats(args.format),
                 progress=update,
             )
-            message = (
-                f"{report.n_ok}/{len(report.rows)} cases in {report.out_dir} "
-                f"({report.skipped} already done, {report.n_failed} failed) in {report.seconds:.1f} s"
+            outcome.append(
+                (
+                    report,
+                    f"{report.n_ok}/{len(report.rows)} cases in {report.out_dir} "
+                    f"({report.skipped} already done, {report.n_failed} failed) in {report.seconds:.1f} s",
+                )
             )
-    except LongisynthError as exc:
-        stop()
-        print(f"longisynth: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        stop()
-        print("longisynth: interrupted (rerun the same command to resume)", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        stop()
-        if args.debug:
-            raise
-        print(
-            f"longisynth: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", file=sys.stderr
-        )
-        return 1
-    stop()
-    if not args.quiet:
+        return 0
+
+    code = guarded(
+        run, debug=args.debug, cleanup=stop, interrupted="interrupted (rerun the same command to resume)"
+    )
+    if code == 0 and not args.quiet:
+        report, message = outcome[0]
         print(report.summary, file=sys.stderr)
         print(message, file=sys.stderr)
-    return 0
+    return code

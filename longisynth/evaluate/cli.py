@@ -13,9 +13,10 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+from longisynth.cli.errors import EXIT_BAD_INPUT, EXIT_OK, guarded, say
 from longisynth.errors import InvalidInputError
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_FAILED = 1  # a hard check failed in some bundle
 
 
 def add_evaluate_command(subparsers: Any) -> argparse.ArgumentParser:
@@ -115,6 +116,10 @@ def _evaluate_all(paths: list[Path], max_figures: int, bar: Any) -> Iterator[tup
 
 def run_evaluate_command(args: argparse.Namespace) -> int:
     """Run ``evaluate`` with parsed arguments; returns the exit status (0, 1 or 2)."""
+    return guarded(lambda: _run_evaluate(args))
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
     from longisynth.evaluate.longitudinal import progression_html
     from longisynth.evaluate.report import bundle_section, html_report, json_report, text_summary
 
@@ -122,14 +127,14 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
         paths = find_bundles(list(args.bundles))
         longitudinal = None if args.progression is None else longitudinal_comparison(args.progression, paths)
     except InvalidInputError as err:
-        print(f"error: {err}", file=sys.stderr)
+        say(f"error: {err}")
         return EXIT_BAD_INPUT
     show = not args.quiet and sys.stderr.isatty()
     reports, sections = [], []
     with _progress(show, len(paths)) as bar:
         for report, figures in _evaluate_all(paths, args.max_figures, bar):
             if report.error:
-                print(f"error: {report.error}", file=sys.stderr)
+                say(f"error: {report.error}")
             reports.append(report)
             sections.append(bundle_section(report, figures))
     try:
@@ -138,7 +143,7 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
         if args.json is not None:
             args.json.write_text(json_report(reports, longitudinal), encoding="utf-8")
     except OSError as err:
-        print(f"error: cannot write the report ({err})", file=sys.stderr)
+        say(f"error: cannot write the report ({err})")
         return EXIT_BAD_INPUT
     if not args.quiet:
         print(text_summary(reports))

@@ -12,9 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from longisynth.errors import InvalidInputError, LongisynthError
-
-EXIT_OK, EXIT_BAD_INPUT = 0, 2
+from longisynth.cli.errors import EXIT_OK
+from longisynth.errors import InvalidInputError
 
 
 def add_vtt_commands(sub: Any) -> None:
@@ -90,10 +89,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     print(f"reading page: http://{args.host}:{args.port}/  (Ctrl-C to stop)", file=sys.stderr)
-    try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
-    except KeyboardInterrupt:
-        return 130
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return EXIT_OK
 
 
@@ -114,12 +110,7 @@ def _analyze(args: argparse.Namespace) -> int:
 
 def run_vtt_command(args: argparse.Namespace) -> int:
     """Run the parsed ``vtt`` sub-command; errors become one line on stderr and exit code 2."""
+    from longisynth.cli.errors import guarded
+
     runners = {"build": _build, "serve": _serve, "analyze": _analyze}
-    try:
-        return runners[args.vtt_command](args)
-    except LongisynthError as exc:
-        print(f"longisynth: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("longisynth: interrupted", file=sys.stderr)
-        return 130
+    return guarded(lambda: runners[args.vtt_command](args))

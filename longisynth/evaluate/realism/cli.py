@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from longisynth.cli.errors import EXIT_BAD_INPUT, EXIT_OK, guarded, say
 from longisynth.errors import InvalidInputError
-from longisynth.evaluate.cli import EXIT_BAD_INPUT, EXIT_OK, find_bundles
+from longisynth.evaluate.cli import find_bundles
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,10 +57,14 @@ def _progress(enabled: bool) -> Any:
 
 def main(argv: Sequence[str]) -> int:
     """Run the sub-command on its own arguments (after ``evaluate realism``); returns the exit code."""
+    args = _parser().parse_args(list(argv))
+    return guarded(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     from longisynth.evaluate.realism import run_realism
     from longisynth.evaluate.realism.report import realism_html, realism_json
 
-    args = _parser().parse_args(list(argv))
     bar = _progress(not args.quiet and sys.stderr.isatty())
     tasks: dict[str, Any] = {}
 
@@ -83,10 +88,10 @@ def main(argv: Sequence[str]) -> int:
         if args.json is not None:
             args.json.write_text(realism_json(report), encoding="utf-8")
     except InvalidInputError as err:
-        print(f"longisynth: error: {err}", file=sys.stderr)
+        say(f"error: {err}")
         return EXIT_BAD_INPUT
     except OSError as err:
-        print(f"longisynth: error: cannot write the report ({err})", file=sys.stderr)
+        say(f"error: cannot write the report ({err})")
         return EXIT_BAD_INPUT
     print(report.line())
     return EXIT_OK

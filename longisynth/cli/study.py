@@ -1,8 +1,4 @@
-"""Command line: ``longisynth generate | demo | inspect``. Parses arguments, calls the engine.
-
-Exit codes: 0 success, 2 bad input / prompt / request that does not fit the anatomy, 1 internal
-error. Errors are one readable line on stderr; no output file is left behind on failure.
-"""
+"""``longisynth generate | demo | inspect``: a study from the command line, through the public API."""
 
 from __future__ import annotations
 
@@ -10,20 +6,16 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from longisynth import __version__
-from longisynth.errors import InvalidInputError, LongisynthError, ModelUnavailableError
-
-EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+from longisynth.cli.errors import EXIT_OK, guarded
+from longisynth.errors import InvalidInputError
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="longisynth", description="Synthetic longitudinal lesions in 3D scans.")
-    p.add_argument("--version", action="version", version=f"longisynth {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+def add_study_commands(sub: Any) -> None:
+    """Register ``generate``, ``demo`` and ``inspect`` on an ``argparse`` sub-parsers object."""
 
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--prompt", default=None, help="free-text description of the lesion and its growth")
@@ -53,22 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--kind", choices=("lung", "glioma"), default="lung")
     common(d)
 
-    s = sub.add_parser("serve", help="start the HTTP service (BentoML) on this machine")
-    s.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
-    s.add_argument("--port", type=int, default=3000)
-
     i = sub.add_parser("inspect", help="summarise a bundle")
     i.add_argument("bundle", type=Path)
     i.add_argument("--json", action="store_true", help="print metadata.json")
-
-    from longisynth.dataset.cli import add_dataset_commands
-    from longisynth.evaluate.cli import add_evaluate_command
-    from longisynth.vtt.cli import add_vtt_commands
-
-    add_dataset_commands(sub)
-    add_evaluate_command(sub)
-    add_vtt_commands(sub)
-    return p
 
 
 def _progress(quiet: bool) -> tuple[Callable[[str, float], None], Callable[[], None]]:
@@ -111,8 +90,7 @@ def _load_spec(path: Path | None) -> dict[str, Any] | None:
 
 
 def _run_generate(args: argparse.Namespace, update: Callable[[str, float], None]) -> Any:
-    from longisynth.api import generate
-    from longisynth.io import read_scan
+    from longisynth.api import generate, read_scan
 
     t0 = time.perf_counter()
     update("read", 0.0)
@@ -143,8 +121,7 @@ def _run_generate(args: argparse.Namespace, update: Callable[[str, float], None]
 
 
 def _run_demo(args: argparse.Namespace, update: Callable[[str, float], None]) -> Any:
-    from longisynth.api import generate
-    from longisynth.demo import demo_input
+    from longisynth.api import demo_input, generate
 
     t0 = time.perf_counter()
     update("phantom", 0.0)
@@ -176,88 +153,32 @@ def _summary(study: Any, path: Path) -> str:
     return line
 
 
+def run_inspect(args: argparse.Namespace) -> int:
+    """``inspect``: a bundle's timepoints and checks (or its metadata.json)."""
+    return guarded(lambda: _inspect(args.bundle, args.json))
+
+
 def _inspect(path: Path, as_json: bool) -> int:
-    from longisynth.bundle import read_metadata
+    from longisynth.api import read_metadata
     from longisynth.inspect import format_summary
 
-    try:
-        meta = read_metadata(path)
-    except (OSError, KeyError, ValueError) as exc:
-        raise InvalidInputError(f"{path.name!r} is not a longisynth bundle: {exc}") from None
+    meta = read_metadata(path)
     print(json.dumps(meta, indent=2) if as_json else format_summary(meta))
     return EXIT_OK
 
 
-def _serve(host: str, port: int) -> int:
-    """Run ``bentoml serve service.service:Longisynth`` from the project folder (the service
-    package sits next to the engine package); limits and keys come from LONGISYNTH_* variables."""
-    import shutil
-    import subprocess
-
-    # The service package sits next to the engine in a checkout; in the container it is in the
-    # working directory (/app) while the engine is an installed wheel.
-    here = Path.cwd()
-    root = here if (here / "service" / "service.py").exists() else Path(__file__).resolve().parents[1]
-    bentoml = shutil.which("bentoml") or str(Path(sys.executable).with_name("bentoml"))
-    if not (root / "service" / "service.py").exists() or not Path(bentoml).exists():
-        print(
-            "longisynth: error: the service needs the project checkout and BentoML "
-            "(pip install -e '.[serve]')",
-            file=sys.stderr,
-        )
-        return EXIT_BAD_INPUT
-    cmd = [
-        bentoml,
-        "serve",
-        "service.service:Longisynth",
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--working-dir",
-        str(root),
-    ]
-    try:
-        return subprocess.call(cmd, cwd=root)
-    except KeyboardInterrupt:
-        return 130
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:2] == ["evaluate", "realism"]:  # its own parser: `evaluate BUNDLE...` keeps its positionals
-        from longisynth.evaluate.realism.cli import main as realism_main
-
-        return realism_main(argv[2:])
-    args = _parser().parse_args(argv)
-    if args.command == "serve":
-        return _serve(args.host, args.port)
-    if args.command == "vtt":
-        from longisynth.vtt.cli import run_vtt_command
-
-        return run_vtt_command(args)
-    if args.command == "evaluate":
-        from longisynth.evaluate.cli import run_evaluate_command
-
-        return run_evaluate_command(args)
-    if args.command == "dataset":
-        from longisynth.dataset.cli import run_dataset_command
-
-        return run_dataset_command(args)
-    if args.command == "inspect":
-        try:
-            return _inspect(args.bundle, args.json)
-        except LongisynthError as exc:
-            print(f"longisynth: error: {exc}", file=sys.stderr)
-            return EXIT_BAD_INPUT
+def run_study_command(args: argparse.Namespace) -> int:
+    """``generate`` / ``demo``: simulate, write the bundle, print a one-line summary."""
     update, stop = _progress(args.quiet)
-    try:
+    done: list[Any] = []
+
+    def run() -> int:
+        from longisynth.api import write_bundle
+
         if not args.output.parent.exists():
             raise InvalidInputError(f"output folder {str(args.output.parent)!r} does not exist")
         runner = _run_generate if args.command == "generate" else _run_demo
         study, extra_timings = runner(args, update)
-        from longisynth.bundle import write_bundle
-
         update("write", 0.97)
         write_bundle(
             study,
@@ -266,31 +187,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             preview=not args.no_preview,
             timings_s=extra_timings,
         )
-    except ModelUnavailableError as exc:
-        stop()
-        print(f"longisynth: error: {exc}", file=sys.stderr)
-        return EXIT_INTERNAL
-    except LongisynthError as exc:
-        stop()
-        print(f"longisynth: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        stop()
-        print("longisynth: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # one readable line, not a traceback (unless --debug)
-        stop()
-        if args.debug:
-            raise
-        print(
-            f"longisynth: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", file=sys.stderr
-        )
-        return EXIT_INTERNAL
-    stop()
-    if not args.quiet:
-        print(_summary(study, args.output), file=sys.stderr)
-    return EXIT_OK
+        done.append(study)
+        return EXIT_OK
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    code = guarded(run, debug=args.debug, cleanup=stop)
+    if done and not args.quiet:
+        print(_summary(done[0], args.output), file=sys.stderr)
+    return code
