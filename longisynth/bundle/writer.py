@@ -191,7 +191,7 @@ def write_bundle(
                 _add(zf, n, fut.result())
             t_images = time.perf_counter() - t0
             if preview:
-                from longisynth.preview import render_preview
+                from longisynth.bundle.preview import render_preview
 
                 _add(zf, PREVIEW, render_preview(study))
             timings = (

@@ -160,7 +160,7 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 def _inspect(path: Path, as_json: bool) -> int:
     from longisynth.api import read_metadata
-    from longisynth.inspect import format_summary
+    from longisynth.bundle.summary import format_summary
 
     meta = read_metadata(path)
     print(json.dumps(meta, indent=2) if as_json else format_summary(meta))
