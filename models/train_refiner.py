@@ -5,7 +5,7 @@
     python models/train_refiner.py --device cuda --steps 20000 --width 16   # longer/larger on a GPU
     python models/train_refiner.py --data /my/healthy/niftis  # add your own scans (files or folders)
 
-What it learns (DESIGN.md §7): given a 24³ tile in which a thin band around a lesion boundary holds
+What it learns (docs/design.md §5): given a 24³ tile in which a thin band around a lesion boundary holds
 the rule-based render (right structure, wrong texture), and real tissue everywhere else, predict the
 noise of a DDPM forward process so that the sampler (``longisynth.refine.sampler``) can re-synthesise
 the band with texture and noise that match the surrounding scan. Training pairs come only from

@@ -32,12 +32,12 @@ from longisynth.phantoms.brain import brain_phantom_clean, mni_template_affine, 
 
 NO_BRAIN = "no brain found in this MRI — gliomas need a brain MRI"
 _LPS = np.diag([-1.0, -1.0, 1.0, 1.0])  # RAS <-> LPS (its own inverse)
-_REG_SPACING_MM = 3.0  # the scan is registered at this resolution (brief: ≲ 20 s for 256³)
+_REG_SPACING_MM = 3.0  # the scan is registered at this resolution (keeps it ≲ 20 s for 256³ on 2 cores)
 _TEMPLATE_SPACING_MM = 2.0
 _SAMPLING_SEED = 20240601  # fixed: same scan, same transform
 _MARGIN_MM = 6.0  # refinement region: warped brain hull dilated by this, mm
 _SKULL_STRIPPED_GAIN = 1.1  # brain-only template chosen if its MI beats the head's by 10 %
-# Plausibility (DESIGN/brief): an adult brain (parenchyma + CSF) is ≈ 900–1900 cm³; we allow a
+# Plausibility (docs/design.md §3.2): an adult brain (parenchyma + CSF) is ≈ 900–1900 cm³; we allow a
 # wider band for the *scaled MNI hull* (which includes the subarachnoid CSF) to avoid rejecting
 # small or large but real heads.
 _HULL_VOLUME_CM3 = (800.0, 2400.0)

@@ -4,7 +4,7 @@
 fine enough to place a nodule and keeps a 512×512×300 scan to a couple of seconds. Steps:
 
 1. *Outside air*: very low density (< −950 HU) connected to any face of the volume, grown by one
-   voxel to swallow the skin's partial-volume shell. Aerated lung (≈ −900…−800 HU, DESIGN.md)
+   voxel to swallow the skin's partial-volume shell. Aerated lung (≈ −900…−800 HU, docs/design.md §3.1)
    is denser than air, so lungs cut by the field of view's border are not mistaken for outside.
 2. *Airways*: the remaining pockets of pure air (trachea, main bronchi; also bowel gas) with a
    one-voxel margin are removed, so the trachea cannot connect the two lungs.

@@ -14,12 +14,12 @@ from scipy import ndimage
 from longisynth.appearance.noise import NoiseModel, synthesize_noise
 from longisynth.spec import NoduleType
 
-# Solid nodules attenuate like soft tissue, ≈ 0…+60 HU unenhanced (DESIGN.md): mean +30 HU with
+# Solid nodules attenuate like soft tissue, ≈ 0…+60 HU unenhanced (docs/design.md §3.1): mean +30 HU with
 # a ±15 HU heterogeneity. The solid core of a part-solid nodule uses the same prior, well above
 # the −160 HU "solid component" threshold of Lee et al. (PLOS One 2018).
 SOLID_MEAN_HU = 30.0
 SOLID_TEXTURE_HU = 12.0
-# Ground glass spans −750…−300 HU (DESIGN.md); phantoms are built at −800 and −630 HU, and pure
+# Ground glass spans −750…−300 HU (docs/design.md §3.1); phantoms are built at −800 and −630 HU, and pure
 # GGO ≤ 1 cm had a mean ≤ −600 HU (PMC3388248): −620 HU keeps a small pure GGO below −600 HU.
 GGO_MEAN_HU = -620.0
 GGO_TEXTURE_HU = 40.0

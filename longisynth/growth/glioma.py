@@ -1,9 +1,9 @@
 """Glioma growth: the Fisher–Kolmogorov reaction–diffusion model on a crop of brain tissue maps.
 
 ∂c/∂t = ∇·(D∇c) + ρ c (1 − c), with c the tumour cell density (fraction of the carrying capacity),
-D = D_white·wm + (D_white/10)·gm (DESIGN.md: white : grey ≈ 1 : 0.1–0.2) and D = 0 in CSF and
+D = D_white·wm + (D_white/10)·gm (docs/design.md §3.2: white : grey ≈ 1 : 0.1–0.2) and D = 0 in CSF and
 outside the brain (no flux: the conductance of a face is the harmonic mean of its two voxels, which
-is 0 when either is 0). Visible regions are thresholds of c (Swanson's model, DESIGN.md): T1c-visible
+is 0 when either is 0). Visible regions are thresholds of c (Swanson's model, docs/design.md §3.2): T1c-visible
 core c ≥ 0.8, FLAIR-visible whole tumour c ≥ 0.16.
 
 Numerics: the PDE runs on a coarser grid (≈ 1.5 mm) with Lie operator splitting: an explicit
@@ -28,9 +28,9 @@ from longisynth.errors import InvalidInputError, LesionDoesNotFitError
 from longisynth.measure import longest_diameter_mm
 from longisynth.spec import GliomaGrade
 
-FLAIR_THRESHOLD = 0.16  # whole tumour (FLAIR-bright) boundary, fraction of carrying capacity (DESIGN)
-T1C_THRESHOLD = 0.8  # T1c-visible core boundary (DESIGN)
-GREY_TO_WHITE_D = 0.1  # D_grey / D_white (DESIGN: 0.1–0.2; the brief fixes 1/10)
+FLAIR_THRESHOLD = 0.16  # whole tumour (FLAIR-bright) boundary, fraction of carrying capacity (§3.2)
+T1C_THRESHOLD = 0.8  # T1c-visible core boundary (docs/design.md §3.2)
+GREY_TO_WHITE_D = 0.1  # D_grey / D_white (docs/design.md §3.2: 0.1–0.2; we fix 1/10)
 TISSUE_MIN = 0.1  # wm + gm below this = CSF / outside the brain: no cells, no flux
 COARSE_MM = 1.5  # target spacing of the simulation grid, mm (front width √(D/ρ) ≥ 2.3 mm at defaults)
 SEED_PEAK = 0.8  # peak density of the initial seed
@@ -179,8 +179,8 @@ def simulate_glioma(
         spacing_mm: voxel size of the crop along each array axis, mm.
         seed_voxel: seed position in crop voxel coordinates (continuous).
         grade: low or high grade (decides the visible labels).
-        rho_per_day: proliferation rate ρ, 1/day (DESIGN: 0.0012 low … 0.012 high grade).
-        d_white_mm2_per_day: diffusion in white matter, mm²/day (DESIGN: 2.7e-3 … 2.7e-1).
+        rho_per_day: proliferation rate ρ, 1/day (docs/design.md §3.2: 0.0012 low … 0.012 high grade).
+        d_white_mm2_per_day: diffusion in white matter, mm²/day (docs/design.md §3.2: 2.7e-3 … 2.7e-1).
         times_days: scan days, strictly increasing (e.g. [0, 60, 120, 180]).
         final_diameter_mm: longest diameter of the whole tumour (label > 0) at the last scan, mm.
         rng: the study's generator (tissue heterogeneity, enhancing-rim thickness).

@@ -62,7 +62,7 @@ _LAYERS_MM: tuple[tuple[str, float], ...] = (
     ("scalp", 13.0),
 )
 
-NOISE_FRACTION = 0.03  # Rician sigma as a fraction of the WM signal (brief: 2–4 %)
+NOISE_FRACTION = 0.03  # Rician sigma as a fraction of the WM signal (clinical brain MRI: ≈ 2–4 %)
 BIAS_AMPLITUDE = 0.07  # largest relative deviation of the bias field over the head (±5–10 %)
 TEXTURE_FRACTION = 0.015  # std of the multiplicative fine tissue texture
 TEXTURE_SIGMA_MM = 1.0  # correlation length of the texture, mm

@@ -50,7 +50,7 @@ from longisynth.phantoms.thorax_shapes import (
     vessel_tree,
 )
 
-# Tissue values (HU) of an unenhanced chest CT; lung parenchyma ≈ −900…−800 HU (DESIGN.md).
+# Tissue values (HU) of an unenhanced chest CT; lung parenchyma ≈ −900…−800 HU (docs/design.md §3.1).
 AIR_HU = -1000.0
 FAT_HU = -100.0
 MEDIASTINAL_FAT_HU = -90.0

@@ -1,4 +1,4 @@
-"""Learned lesion-boundary refiner (DESIGN.md §7): a small diffusion model, run with ONNX Runtime,
+"""Learned lesion-boundary refiner (docs/design.md §5): a small diffusion model, run with ONNX Runtime,
 that re-synthesises the lesion boundary and a thin band around it so texture, noise and partial
 volume match the surrounding scan. Everything outside the band is left bit-identical.
 

@@ -13,10 +13,10 @@ DEFAULT_VDT_DAYS: dict[NoduleType, float] = {
 }
 DEFAULT_NODULE_DIAMETER_MM = 12.0
 DEFAULT_GLIOMA_DIAMETER_MM: dict[GliomaGrade, float] = {GliomaGrade.LOW: 35.0, GliomaGrade.HIGH: 45.0}
-# Reaction–diffusion parameters (DESIGN.md): rho 0.0012/day (low) to 0.012/day (high grade).
+# Reaction–diffusion parameters (docs/design.md §3.2): rho 0.0012/day (low) to 0.012/day (high grade).
 # D_white for low grade chosen so the front speed 2*sqrt(D*rho) gives ~4.1 mm/year diameter growth
 # (Mandonnet et al., Ann Neurol 2003): 2*2*sqrt(0.0065*0.0012)*365 = 4.1 mm/year.
-# High grade: D_white = 0.01 (inside the DESIGN range 2.7e-3…2.7e-1) keeps the front thin,
+# High grade: D_white = 0.01 (inside the range 2.7e-3…2.7e-1 of docs/design.md §3.2) keeps the front thin,
 # sqrt(D/rho) ≈ 0.9 mm, so a 45 mm tumour shows an enhancing rim around necrosis with a core of
 # ≈ 45 % of the whole tumour as on the BraTS cases; D = 0.27 gives a front ≈ 28 mm wide with no core.
 DEFAULT_RHO_PER_DAY: dict[GliomaGrade, float] = {GliomaGrade.LOW: 0.0012, GliomaGrade.HIGH: 0.012}

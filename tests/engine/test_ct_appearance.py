@@ -31,7 +31,7 @@ CUBE = np.ones((3, 3, 3), dtype=bool)
 
 
 def _lung_crop(seed: int, shape: tuple[int, int, int] = (41, 41, 33)) -> np.ndarray:
-    """Synthetic lung parenchyma: −850 HU (DESIGN.md: −900…−800) with the test noise."""
+    """Synthetic lung parenchyma: −850 HU (docs/design.md §3.1: −900…−800) with the test noise."""
     return (-850.0 + synthesize_noise(shape, SPACING, NOISE, np.random.default_rng(seed))).astype(np.float32)
 
 
@@ -106,7 +106,7 @@ def test_hu_priors_per_type() -> None:
         )
         return out, g
 
-    # Solid ≈ soft tissue, 0…+60 HU unenhanced (DESIGN.md).
+    # Solid ≈ soft tissue, 0…+60 HU unenhanced (docs/design.md §3.1).
     out, g = render(NoduleType.SOLID, 16.0)
     core = g.occupancy[0] == 1
     assert 0.0 <= out[core].mean() <= 60.0

@@ -3,7 +3,7 @@
 The parser is a list of regular-expression rules (:mod:`longisynth.spec.prompt.rules`) applied, most
 specific first, to a normalised copy of the prompt. Each match is *consumed* (blanked) and records
 ``(phrase, field)``; whatever words remain and are not filler ("simulate", "the", "scan"...) are
-the prompt's unknown words. Following DESIGN.md ("a prompt that cannot be understood is an error
+the prompt's unknown words. Following the design ("a prompt that cannot be understood is an error
 that says which words were not understood, never a silent default"), :func:`spec_from_prompt`
 refuses unknown words unless ``lenient``; contradictions ("glioma in the right upper lobe",
 "solid ground-glass", two final sizes) and out-of-range values ("a 500 cm nodule") are errors

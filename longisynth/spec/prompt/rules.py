@@ -310,7 +310,7 @@ RULES: list[Rule] = [
         {"grade": "high", **GLIOMA},
     ),
     _rule(r"\b(?:high[\s-]?grade|hgg)\b", {"grade": "high", **GLIOMA}),
-    # high grade: ring-enhancing rim around a necrotic core; low grade: no enhancement (DESIGN.md)
+    # high grade: ring-enhancing rim around a necrotic core; low grade: no enhancement (docs/design.md §3.2)
     _rule(
         r"\b(?:(?:ring|rim)[\s-]?enhanc(?:ing|ement)|enhancing\s+(?:rim|ring|component)|necrotic(?:\s+core)?"
         r"|(?:central\s+)?necrosis)\b",

@@ -49,7 +49,7 @@ def sphere_diameter_mm(volume_mm3: float) -> float:
     """Diameter (mm) of the sphere of ``volume_mm3``: d = (6 V / pi)^(1/3).
 
     Volumetry reports a nodule by the diameter of its equivalent sphere; this reproduces the
-    Fleischner 2017 correspondence 100 mm³ ≈ 6 mm and 250 mm³ ≈ 8 mm (DESIGN.md).
+    Fleischner 2017 correspondence 100 mm³ ≈ 6 mm and 250 mm³ ≈ 8 mm (docs/design.md §3.1).
     """
     return round((6.0 * volume_mm3 / math.pi) ** (1.0 / 3.0), 3)
 
