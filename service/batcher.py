@@ -5,7 +5,7 @@ tiles and waits. :class:`DynamicBatcher` sits in front of the ONNX session: the 
 call opens a window of ``max_wait_s``; every call that arrives meanwhile (up to ``max_tiles``
 tiles in all) joins it, and the whole stack goes through **one** ``session.run``. Results are
 split back per call. Per-item outputs do not depend on what else was in the batch (ONNX Runtime's
-CPU kernels compute each item independently; ``tests/engine/test_refiner.py`` checks this), so a
+CPU kernels compute each item independently; ``tests/refine/test_refiner.py`` checks this), so a
 study served under load has the same bytes as one generated alone.
 """
 

@@ -20,7 +20,7 @@ from longisynth.errors import InvalidInputError
 from longisynth.growth.glioma import GliomaGrowth, simulate_glioma
 from longisynth.spec import GliomaGrade
 from tests.conftest import SHARED_DATA
-from tests.engine.test_glioma_growth import brain_phantom
+from tests.growth.test_glioma import brain_phantom
 
 SPACING = (1.0, 1.0, 1.0)
 SEED = (40.0, 28.0, 40.0)
