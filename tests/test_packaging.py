@@ -322,3 +322,48 @@ def test_bentofile_validates_against_bentoml_schema() -> None:
         config = BentoBuildConfig.from_yaml(stream).with_defaults()
     assert config.docker.cuda_version is not None
     assert config.docker.cuda_version.startswith("12.")
+
+
+@pytest.mark.slow
+def test_installed_wheel_finds_its_model_outside_the_checkout(tmp_path: Path) -> None:
+    """A non-editable install carries the refiner as package data: it loads from site-packages,
+    with the checkout neither the working folder nor on the path."""
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    wheel = next(tmp_path.glob("longisynth-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for member in ("refine/weights/refiner.onnx", "refine/weights/refiner.json", "vtt/static/index.html"):
+        assert f"longisynth/{member}" in names, member
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    probe = (
+        "import longisynth.refine.model as m; model, reason = m.load_refiner(m.DEFAULT_MODEL); "
+        "print(m.DEFAULT_MODEL); print(model is not None, reason)"
+    )
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(target), "HOME": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert Path(out[0]).is_relative_to(target) and out[1] == "True "
