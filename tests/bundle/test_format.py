@@ -51,32 +51,11 @@ def test_sdk_and_dataset_tool_write_the_same_nnunet_dataset_json(tmp_path: Path)
     name labels and channels from the one table."""
     from longisynth_client import Bundle
 
-    from longisynth.dataset.design import load_design
-    from longisynth.dataset.runner import run_dataset
-    from longisynth.io import write_nifti
-    from longisynth.phantoms.brain import make_brain_phantom
-    from tests.dataset.conftest import write_design
+    from tests.dataset.conftest import glioma_mri_dataset
 
-    images, affine = make_brain_phantom(("t1c", "flair"), seed=3, spacing_mm=3.0)
-    (tmp_path / "in").mkdir()
-    for c, arr in images.items():
-        write_nifti(tmp_path / "in" / f"{c}.nii.gz", arr, affine)
-    (tmp_path / "in" / "scans.csv").write_text("scan_id,flair,t1c\nb0,flair.nii.gz,t1c.nii.gz\n")
-    design_path = write_design(
-        tmp_path / "d",
-        tmp_path / "in" / "scans.csv",
-        cases_per_scan=1,
-        spec={"family": "glioma", "grade": "high", "n_timepoints": 2, "duration_days": 60},
-        sample={"diameter_mm": {"uniform": [25, 30]}},
-        inputs={"manifest": str(tmp_path / "in" / "scans.csv"), "modality": "mr"},
-        output={"formats": ["nnunet"]},
-    )
-    report = run_dataset(load_design(design_path), design_path.parent, tmp_path / "out")
-    assert report.n_ok == 1, report.summary
-    tool = json.loads((tmp_path / "out" / "nnunet" / "Dataset501_TinyNodules" / "dataset.json").read_text())
-    sdk_dir = Bundle.from_path(tmp_path / "out" / "cases" / "case00000.zip").to_nnunet(
-        tmp_path / "Dataset501_X"
-    )
+    out = glioma_mri_dataset(tmp_path, ("flair", "t1c"), ["nnunet"])
+    tool = json.loads((out / "nnunet" / "Dataset501_TinyNodules" / "dataset.json").read_text())
+    sdk_dir = Bundle.from_path(out / "cases" / "case00000.zip").to_nnunet(tmp_path / "Dataset501_X")
     sdk = json.loads((sdk_dir / "dataset.json").read_text())
     for key in ("channel_names", "labels", "file_ending", "numTraining"):
         assert sdk[key] == tool[key], key

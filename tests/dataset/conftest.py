@@ -60,6 +60,33 @@ def write_design(folder: Path, manifest: Path, **overrides: object) -> Path:
     return path
 
 
+def glioma_mri_dataset(root: Path, columns: tuple[str, ...], formats: list[str]) -> Path:
+    """Run a one-case glioma dataset on a 3 mm MNI152 phantom with the MRI ``columns`` of the
+    manifest in that order (e.g. ``("flair", "t1c")``); returns the output folder."""
+    from longisynth.dataset.design import load_design
+    from longisynth.dataset.runner import run_dataset
+    from longisynth.phantoms.brain import make_brain_phantom
+
+    images, affine = make_brain_phantom(columns, seed=3, spacing_mm=3.0)
+    (root / "in").mkdir(parents=True)
+    for c, arr in images.items():
+        write_nifti(root / "in" / f"{c}.nii.gz", arr, affine)
+    files = ",".join(f"{c}.nii.gz" for c in columns)
+    (root / "in" / "scans.csv").write_text(f"scan_id,{','.join(columns)}\nb0,{files}\n")
+    design_path = write_design(
+        root / "d",
+        root / "in" / "scans.csv",
+        cases_per_scan=1,
+        spec={"family": "glioma", "grade": "high", "n_timepoints": 2, "duration_days": 60},
+        sample={"diameter_mm": {"uniform": [25, 30]}},
+        inputs={"manifest": str(root / "in" / "scans.csv"), "modality": "mr"},
+        output={"formats": formats},
+    )
+    report = run_dataset(load_design(design_path), design_path.parent, root / "out")
+    assert report.n_ok == 1, report.summary
+    return root / "out"
+
+
 def tree_hashes(root: Path, exclude: tuple[str, ...] = ("run_log.jsonl",)) -> dict[str, str]:
     """sha256 of every file under ``root`` (relative path → digest)."""
     return {

@@ -25,9 +25,8 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from longisynth.dataset.design import ExportFormat, load_design
 from longisynth.dataset.runner import run_dataset
 from longisynth.io import read_dicom_series, write_nifti
-from longisynth.phantoms.brain import make_brain_phantom
 from longisynth.phantoms.thorax import make_thorax_phantom, thorax_phantom_labels
-from tests.dataset.conftest import SHAPE, SPACING_MM, write_design
+from tests.dataset.conftest import SHAPE, SPACING_MM, glioma_mri_dataset, write_design
 
 pytestmark = pytest.mark.xdist_group("dataset_exports")  # one worker builds the module fixture
 
@@ -284,23 +283,7 @@ def test_adding_a_format_later_exports_from_the_bundles(tmp_path: Path, ct_expor
 
 def test_glioma_mri_two_contrasts(tmp_path: Path) -> None:
     """MRI: two contrasts become two nnU-Net channels, BIDS suffixes and two MR series."""
-    images, affine = make_brain_phantom(("t1", "flair"), seed=3, spacing_mm=3.0)
-    (tmp_path / "in").mkdir()
-    for c, arr in images.items():
-        write_nifti(tmp_path / "in" / f"{c}.nii.gz", arr, affine)
-    (tmp_path / "in" / "scans.csv").write_text("scan_id,t1,flair\nb0,t1.nii.gz,flair.nii.gz\n")
-    design_path = write_design(
-        tmp_path / "d",
-        tmp_path / "in" / "scans.csv",
-        cases_per_scan=1,
-        spec={"family": "glioma", "grade": "high", "n_timepoints": 2, "duration_days": 60},
-        sample={"diameter_mm": {"uniform": [25, 30]}},
-        inputs={"manifest": str(tmp_path / "in" / "scans.csv"), "modality": "mr"},
-        output={"formats": ["nnunet", "bids", "dicom"]},
-    )
-    report = run_dataset(load_design(design_path), design_path.parent, tmp_path / "out")
-    assert report.n_ok == 1, report.summary
-    out = tmp_path / "out"
+    out = glioma_mri_dataset(tmp_path, ("t1", "flair"), ["nnunet", "bids", "dicom"])
     meta = json.loads((out / "nnunet" / "Dataset501_TinyNodules" / "dataset.json").read_text())
     assert meta["channel_names"] == {"0": "T1", "1": "FLAIR"} and meta["labels"]["enhancing_tumor"] == 3
     assert len(list((out / "nnunet" / "Dataset501_TinyNodules" / "imagesTr").iterdir())) == 4

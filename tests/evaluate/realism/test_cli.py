@@ -32,6 +32,11 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
     return code, out.strip(), err.strip()
 
 
+def _realism(capsys: pytest.CaptureFixture[str], family: str, real: str, *args: str) -> tuple[int, str, str]:
+    """``longisynth evaluate realism --family FAMILY --real REAL ARGS...``: (exit code, stdout, stderr)."""
+    return _run(["evaluate", "realism", "--family", family, "--real", real, *args], capsys)
+
+
 @pytest.fixture
 def lung_sets(tmp_path: Path) -> tuple[Path, list[Path], list[Path]]:
     rng = np.random.default_rng(0)
@@ -46,22 +51,8 @@ def test_lung_prints_one_auc_line_and_writes_reports(
 ) -> None:
     real, different, alike = lung_sets
     html_path, json_path = tmp_path / "r.html", tmp_path / "r.json"
-    code, out, _ = _run(
-        [
-            "evaluate",
-            "realism",
-            "--family",
-            "lung",
-            "--real",
-            str(real),
-            *map(str, different),
-            "-o",
-            str(html_path),
-            "--json",
-            str(json_path),
-            "-q",
-        ],
-        capsys,
+    code, out, _ = _realism(
+        capsys, "lung", str(real), *map(str, different), "-o", str(html_path), "--json", str(json_path), "-q"
     )
     assert code == 0
     m = LINE.match(out)
@@ -73,21 +64,7 @@ def test_lung_prints_one_auc_line_and_writes_reports(
     assert data["groups"] == {"real": 12, "synthetic": 4, "shared": 0}
     assert not any("size" in f["name"] or "diameter" in f["name"] for f in data["features"])
     assert "What gives the lesions away" in html_path.read_text()
-    code, out, _ = _run(
-        [
-            "evaluate",
-            "realism",
-            "--family",
-            "lung",
-            "--real",
-            str(real),
-            *map(str, alike),
-            "-o",
-            str(html_path),
-            "-q",
-        ],
-        capsys,
-    )
+    code, out, _ = _realism(capsys, "lung", str(real), *map(str, alike), "-o", str(html_path), "-q")
     assert code == 0 and float(LINE.match(out).group(1)) < 0.7  # type: ignore[union-attr]
 
 
@@ -97,20 +74,7 @@ def test_missing_mask_is_one_line_exit_2(
     real, different, _ = lung_sets
     victim = sorted((real / "mask").iterdir())[3]
     victim.unlink()
-    code, out, err = _run(
-        [
-            "evaluate",
-            "realism",
-            "--family",
-            "lung",
-            "--real",
-            str(real),
-            *map(str, different),
-            "-o",
-            str(tmp_path / "r.html"),
-        ],
-        capsys,
-    )
+    code, out, err = _realism(capsys, "lung", str(real), *map(str, different), "-o", str(tmp_path / "r.html"))
     assert code == 2 and out == ""
     assert len(err.splitlines()) == 1 and victim.name in err and "no mask" in err
 
@@ -119,20 +83,7 @@ def test_wrong_family_bundle_is_one_line_exit_2(
     lung_sets: tuple[Path, list[Path], list[Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     real, different, _ = lung_sets
-    code, _out, err = _run(
-        [
-            "evaluate",
-            "realism",
-            "--family",
-            "glioma",
-            "--real",
-            str(real),
-            str(different[0]),
-            "-o",
-            str(tmp_path / "r.html"),
-        ],
-        capsys,
-    )
+    code, _out, err = _realism(capsys, "glioma", str(real), str(different[0]), "-o", str(tmp_path / "r.html"))
     assert code == 2 and len(err.splitlines()) == 1
     bundle = tmp_path / "glioma.zip"
     write_bundle(
@@ -141,20 +92,8 @@ def test_wrong_family_bundle_is_one_line_exit_2(
         ["0" * 64],
         [{"flair": np.zeros((4, 4, 4), np.int16), "mask": np.zeros((4, 4, 4), np.uint8)}],
     )
-    code, _out, err = _run(
-        [
-            "evaluate",
-            "realism",
-            "--family",
-            "lung",
-            "--real",
-            str(real),
-            str(bundle),
-            *map(str, different),
-            "-o",
-            str(tmp_path / "r.html"),
-        ],
-        capsys,
+    code, _out, err = _realism(
+        capsys, "lung", str(real), str(bundle), *map(str, different), "-o", str(tmp_path / "r.html")
     )
     assert code == 2 and len(err.splitlines()) == 1 and "glioma bundle" in err and "lung_nodule" in err
 
@@ -202,22 +141,16 @@ def test_glioma_same_brain_groups_and_unmatched_host(
             )
         bundles.append(write_bundle(tmp_path / f"{name}.zip", "glioma", list(files.values()), tps, affine))
     json_path = tmp_path / "g.json"
-    code, out, err = _run(
-        [
-            "evaluate",
-            "realism",
-            "--family",
-            "glioma",
-            "--real",
-            str(real),
-            *map(str, bundles),
-            "-o",
-            str(tmp_path / "g.html"),
-            "--json",
-            str(json_path),
-            "-q",
-        ],
+    code, out, err = _realism(
         capsys,
+        "glioma",
+        str(real),
+        *map(str, bundles),
+        "-o",
+        str(tmp_path / "g.html"),
+        "--json",
+        str(json_path),
+        "-q",
     )
     assert code == 0, err
     assert LINE.match(out)
@@ -234,20 +167,7 @@ def test_glioma_same_brain_groups_and_unmatched_host(
         [{"t1": imgs["t1"], "t1c": imgs["t1ce"], "t2": imgs["t2"], "flair": imgs["flair"], "mask": labels}],
         affine,
     )
-    code, out, err = _run(
-        [
-            "evaluate",
-            "realism",
-            "--family",
-            "glioma",
-            "--real",
-            str(real),
-            str(stranger),
-            "-o",
-            str(tmp_path / "g.html"),
-        ],
-        capsys,
-    )
+    code, out, err = _realism(capsys, "glioma", str(real), str(stranger), "-o", str(tmp_path / "g.html"))
     assert code == 2 and "host brain is none of the real cases" in err and len(err.splitlines()) == 1
     assert nib.load(real / "Case_00" / "Case_00_seg.nii.gz").shape == BRAIN_SHAPE
 
