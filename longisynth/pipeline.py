@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from longisynth import checks as ck
 from longisynth.deformation import jacobian_determinant, mass_effect_field, warp
 from longisynth.families import family_for
+from longisynth.families.base import Inputs, Site
 from longisynth.geometry import Box, Geometry
 from longisynth.io.scan import Scan
 from longisynth.refine.hand_off import RefineContext, refine_timepoints
@@ -119,17 +120,19 @@ def simulate(
     spacing = geometry.spacing_mm
     n = len(spec.timepoints_days)
 
+    inputs = Inputs(scans, spec, rng, labels, tissues)
+
     clock.stage("anatomy")
-    anatomy = family.anatomy(scans, spec, labels, tissues)
+    anatomy = family.anatomy(inputs)
 
     clock.stage("seed")
-    placement = family.place(anatomy, scans, spec, rng)
+    placement = family.place(inputs, anatomy)
     box, center_vox = crop_box(geometry, placement.center_world, placement.crop_half_mm)
     crops = {c: s.values_in(box) for c, s in scans.items()}
-    allowed = family.allowed_region(anatomy, scans, box, crops)
+    site = Site(placement, box, center_vox, family.allowed_region(inputs, anatomy, box, crops))
 
     clock.stage("growth")
-    growth = family.grow(anatomy, scans, spec, placement, box, center_vox, allowed, rng)
+    growth = family.grow(inputs, anatomy, site)
 
     clock.stage("deformation")
     fields = [
@@ -140,7 +143,7 @@ def simulate(
     ]
 
     clock.stage("appearance")
-    renderer = family.renderer(anatomy, scans, spec, box, rng)
+    renderer = family.renderer(inputs, anatomy, box)
     rendered = []
     for i in range(n):
         backgrounds = {c: warp(crops[c], fields[i], spacing) for c in scans}
@@ -170,13 +173,13 @@ def simulate(
         timepoints,
         scans,
         box,
-        allowed,
+        site.allowed,
         zone,
         growing=family.is_growing(spec),
         requested_final_diameter_mm=spec.diameter_mm,
         displacement_fields_mm=fields,
     )
-    findings = family.findings(anatomy, scans, spec, placement, box, growth, timepoints)
+    findings = family.findings(inputs, anatomy, site, growth, timepoints)
     return Study(
         scans=scans,
         box=box,

@@ -31,6 +31,19 @@ Streams = Mapping[str, np.random.Generator]  # one generator per stage (pipeline
 Crops = dict[str, NDArray[np.float32]]  # contrast -> crop in physical units (HU, scanner units)
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """What every family method may read: the scans (contrast → scan, one grid), the resolved spec,
+    the study's random streams, and anatomy the caller already knows (a region label map such as
+    TotalSegmentator's lobes; CSF/GM/WM probability maps), each on the scans' grid or None."""
+
+    scans: dict[str, Scan]
+    spec: LesionSpec
+    rng: Streams
+    labels: NDArray[np.integer] | None = None
+    tissues: Mapping[str, NDArray[np.floating]] | None = None
+
+
 @dataclass
 class Placement:
     """Where the lesion starts and how far its influence reaches.
@@ -46,6 +59,17 @@ class Placement:
     influence_mm: float
     crop_half_mm: float
     plan: Any = None
+
+
+@dataclass
+class Site:
+    """The placed lesion on the driver's crop: the placement, the crop box, the centre in crop
+    voxels and the organ mask the lesion must stay in (crop)."""
+
+    placement: Placement
+    box: Box
+    center_vox: NDArray[np.float64]
+    allowed: NDArray[np.bool_]
 
 
 @dataclass
@@ -98,43 +122,23 @@ class LesionFamily(Protocol):
     family: Family
     push_fraction: float  # tissue displacement at the lesion boundary / lesion radius
 
-    def anatomy(
-        self,
-        scans: dict[str, Scan],
-        spec: LesionSpec,
-        labels: NDArray[np.integer] | None,
-        tissues: Mapping[str, NDArray[np.floating]] | None,
-    ) -> Any:
+    def anatomy(self, inputs: Inputs) -> Any:
         """The organ the lesion lives in, from the scan (or the caller's label map / tissue maps)."""
         ...
 
-    def place(self, anatomy: Any, scans: dict[str, Scan], spec: LesionSpec, rng: Streams) -> Placement:
+    def place(self, inputs: Inputs, anatomy: Any) -> Placement:
         """Choose the centre inside the requested region, with clearance (LesionDoesNotFitError)."""
         ...
 
-    def allowed_region(
-        self, anatomy: Any, scans: dict[str, Scan], box: Box, crops: Crops
-    ) -> NDArray[np.bool_]:
+    def allowed_region(self, inputs: Inputs, anatomy: Any, box: Box, crops: Crops) -> NDArray[np.bool_]:
         """Crop mask of the organ the lesion must stay in."""
         ...
 
-    def grow(
-        self,
-        anatomy: Any,
-        scans: dict[str, Scan],
-        spec: LesionSpec,
-        placement: Placement,
-        box: Box,
-        center_vox: NDArray[np.float64],
-        allowed: NDArray[np.bool_],
-        rng: Streams,
-    ) -> Growth:
-        """The lesion at every timepoint of ``spec.timepoints_days`` (``center_vox``: crop voxels)."""
+    def grow(self, inputs: Inputs, anatomy: Any, site: Site) -> Growth:
+        """The lesion at every timepoint of ``spec.timepoints_days``."""
         ...
 
-    def renderer(
-        self, anatomy: Any, scans: dict[str, Scan], spec: LesionSpec, box: Box, rng: Streams
-    ) -> Renderer:
+    def renderer(self, inputs: Inputs, anatomy: Any, box: Box) -> Renderer:
         """Measure what rendering needs from the scan (noise, tissue statistics) and draw textures."""
         ...
 
@@ -143,14 +147,7 @@ class LesionFamily(Protocol):
         ...
 
     def findings(
-        self,
-        anatomy: Any,
-        scans: dict[str, Scan],
-        spec: LesionSpec,
-        placement: Placement,
-        box: Box,
-        growth: Growth,
-        timepoints: list[Timepoint],
+        self, inputs: Inputs, anatomy: Any, site: Site, growth: Growth, timepoints: list[Timepoint]
     ) -> Findings:
         """The family's own checks (rules of :mod:`longisynth.checks`), notes and parameters."""
         ...

@@ -16,7 +16,7 @@ from longisynth import checks as ck
 from longisynth.anatomy.brain import BrainAnatomy, brain_anatomy, brain_region
 from longisynth.appearance.mri import render_glioma
 from longisynth.appearance.noise import NoiseModel, estimate_noise
-from longisynth.families.base import Crops, Findings, Growth, Placement, Streams
+from longisynth.families.base import Crops, Findings, Growth, Inputs, Placement, Site
 from longisynth.geometry import Box, Geometry
 from longisynth.growth.glioma import GliomaGrowth, simulate_glioma
 from longisynth.io.scan import Scan
@@ -79,15 +79,10 @@ class Glioma:
     # boundary moves out by a quarter of the tumour radius, fading to 0 at the influence radius.
     push_fraction = 0.25
 
-    def anatomy(
-        self,
-        scans: dict[str, Scan],
-        spec: LesionSpec,
-        labels: NDArray[np.integer] | None,
-        tissues: Mapping[str, NDArray[np.floating]] | None,
-    ) -> BrainAnatomy:
+    def anatomy(self, inputs: Inputs) -> BrainAnatomy:
+        scans = inputs.scans
         name = anatomy_contrast(scans)
-        known = dict(tissues) if tissues is not None else None
+        known = dict(inputs.tissues) if inputs.tissues is not None else None
         brain_mask = None
         if known is not None:
             brain_mask = (known["csf"] + known["gm"] + known["wm"]) > 0.5
@@ -95,11 +90,10 @@ class Glioma:
             scans[name].values(), scans[name].geometry, name, tissues=known, brain_mask=brain_mask
         )
 
-    def place(
-        self, anatomy: BrainAnatomy, scans: dict[str, Scan], spec: LesionSpec, rng: Streams
-    ) -> Placement:
+    def place(self, inputs: Inputs, anatomy: BrainAnatomy) -> Placement:
+        spec = inputs.spec
         assert spec.diameter_mm is not None
-        geometry = scans[anatomy_contrast(scans)].geometry
+        geometry = inputs.scans[anatomy_contrast(inputs.scans)].geometry
         loc = spec.location
         region = brain_region(anatomy, loc.side, loc.brain_lobe, loc.depth)
         region &= (anatomy.wm + anatomy.gm) > 0.5
@@ -115,49 +109,39 @@ class Glioma:
             None,
             explicit_point_world(loc, geometry),
             what,
-            rng["place"],
+            inputs.rng["place"],
         )
         influence_mm = 0.9 * spec.diameter_mm + 4.0
         return Placement(center, influence_mm, influence_mm + 4.0)
 
     def allowed_region(
-        self, anatomy: BrainAnatomy, scans: dict[str, Scan], box: Box, crops: Crops
+        self, inputs: Inputs, anatomy: BrainAnatomy, box: Box, crops: Crops
     ) -> NDArray[np.bool_]:
         allowed: NDArray[np.bool_] = anatomy.brain[box.slices]
         return allowed
 
-    def grow(
-        self,
-        anatomy: BrainAnatomy,
-        scans: dict[str, Scan],
-        spec: LesionSpec,
-        placement: Placement,
-        box: Box,
-        center_vox: NDArray[np.float64],
-        allowed: NDArray[np.bool_],
-        rng: Streams,
-    ) -> Growth:
+    def grow(self, inputs: Inputs, anatomy: BrainAnatomy, site: Site) -> Growth:
+        spec = inputs.spec
         assert spec.grade is not None and spec.diameter_mm is not None and spec.timepoints_days is not None
-        sl = box.slices
+        sl = site.box.slices
         growth = simulate_glioma(
             anatomy.wm[sl],
             anatomy.gm[sl],
             anatomy.csf[sl],
-            scans[anatomy_contrast(scans)].geometry.spacing_mm,
-            tuple(center_vox),
+            inputs.scans[anatomy_contrast(inputs.scans)].geometry.spacing_mm,
+            tuple(site.center_vox),
             spec.grade,
             float(spec.growth.proliferation_per_day or 0),
             float(spec.growth.diffusion_mm2_per_day or 0),
             list(spec.timepoints_days),
             spec.diameter_mm,
-            rng["growth"],
+            inputs.rng["growth"],
         )
         support = np.any([c > RENDER_THRESHOLD for c in growth.concentration], axis=0)
         return Growth(list(growth.labels), support, state=growth)
 
-    def renderer(
-        self, anatomy: BrainAnatomy, scans: dict[str, Scan], spec: LesionSpec, box: Box, rng: Streams
-    ) -> _GliomaRenderer:
+    def renderer(self, inputs: Inputs, anatomy: BrainAnatomy, box: Box) -> _GliomaRenderer:
+        scans, spec = inputs.scans, inputs.spec
         assert spec.grade is not None
         spacing = scans[anatomy_contrast(scans)].geometry.spacing_mm
         wm_core = anatomy.wm > 0.9
@@ -167,26 +151,20 @@ class Glioma:
             inside = vals[anatomy.brain]
             stats[c] = (float(inside.mean()), float(inside.std()))
             noises[c] = estimate_noise(vals, spacing, wm_core)
-        render_seed = int(rng["render"].integers(2**63 - 1))
+        render_seed = int(inputs.rng["render"].integers(2**63 - 1))
         return _GliomaRenderer(spec.grade, stats, noises, spacing, render_seed)
 
     def is_growing(self, spec: LesionSpec) -> bool:
         return True
 
     def findings(
-        self,
-        anatomy: BrainAnatomy,
-        scans: dict[str, Scan],
-        spec: LesionSpec,
-        placement: Placement,
-        box: Box,
-        growth: Growth,
-        timepoints: list[Timepoint],
+        self, inputs: Inputs, anatomy: BrainAnatomy, site: Site, growth: Growth, timepoints: list[Timepoint]
     ) -> Findings:
         state: GliomaGrowth = growth.state
+        scans = inputs.scans
         geometry = scans[anatomy_contrast(scans)].geometry
         return Findings(
-            checks=_glioma_checks(spec, timepoints, anatomy.mni_to_scan, geometry, box),
+            checks=_glioma_checks(inputs.spec, timepoints, anatomy.mni_to_scan, geometry, site.box),
             notes=["brain lobes are approximate (MNI152 coordinates after affine registration)"],
             simulation={
                 "tumour_age_days": [round(a, 3) for a in state.ages_days],

@@ -5,7 +5,6 @@ Masks: 1 solid component, 2 ground-glass component (:mod:`longisynth.bundle.form
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +16,7 @@ from longisynth import checks as ck
 from longisynth.anatomy.lung import LungAnatomy, lung_region, require_lungs, segment_lungs
 from longisynth.appearance.ct import nodule_labels, nodule_texture, render_nodule
 from longisynth.appearance.noise import NoiseModel, estimate_noise
-from longisynth.families.base import Crops, Findings, Growth, Placement, Streams
+from longisynth.families.base import Crops, Findings, Growth, Inputs, Placement, Site
 from longisynth.geometry import Box, Geometry
 from longisynth.growth.laws import diameter_schedule, fit_doubling_time
 from longisynth.growth.nodule import NoduleShape, grow_nodule, sample_nodule_shape, solid_fraction_for
@@ -106,23 +105,16 @@ class LungNodule:
     # the boundary), and the push fades to zero at twice the lesion's maximal radius.
     push_fraction = 0.05
 
-    def anatomy(
-        self,
-        scans: dict[str, Scan],
-        spec: LesionSpec,
-        labels: NDArray[np.integer] | None,
-        tissues: Mapping[str, NDArray[np.floating]] | None,
-    ) -> LungAnatomy:
-        scan = scans["ct"]
-        anatomy = segment_lungs(scan.values(), scan.geometry, labels)
+    def anatomy(self, inputs: Inputs) -> LungAnatomy:
+        scan = inputs.scans["ct"]
+        anatomy = segment_lungs(scan.values(), scan.geometry, inputs.labels)
         require_lungs(anatomy)
         return anatomy
 
-    def place(
-        self, anatomy: LungAnatomy, scans: dict[str, Scan], spec: LesionSpec, rng: Streams
-    ) -> Placement:
+    def place(self, inputs: Inputs, anatomy: LungAnatomy) -> Placement:
+        spec, rng = inputs.spec, inputs.rng
         assert spec.shape is not None
-        geometry = scans["ct"].geometry
+        geometry = inputs.scans["ct"].geometry
         loc = spec.location
         region = lung_region(anatomy, loc.side, loc.level, loc.lung_lobe, loc.depth)
         shape = sample_nodule_shape(spec.shape, rng["shape"])
@@ -149,42 +141,32 @@ class LungNodule:
         return Placement(center, influence_mm, influence_mm + 2.0, _NodulePlan(shape, diameters))
 
     def allowed_region(
-        self, anatomy: LungAnatomy, scans: dict[str, Scan], box: Box, crops: Crops
+        self, inputs: Inputs, anatomy: LungAnatomy, box: Box, crops: Crops
     ) -> NDArray[np.bool_]:
-        return fine_lung_mask(anatomy, scans["ct"].geometry, box, crops["ct"])
+        return fine_lung_mask(anatomy, inputs.scans["ct"].geometry, box, crops["ct"])
 
-    def grow(
-        self,
-        anatomy: LungAnatomy,
-        scans: dict[str, Scan],
-        spec: LesionSpec,
-        placement: Placement,
-        box: Box,
-        center_vox: NDArray[np.float64],
-        allowed: NDArray[np.bool_],
-        rng: Streams,
-    ) -> Growth:
+    def grow(self, inputs: Inputs, anatomy: LungAnatomy, site: Site) -> Growth:
+        spec = inputs.spec
         assert spec.nodule_type is not None
-        plan: _NodulePlan = placement.plan
+        plan: _NodulePlan = site.placement.plan
         growth = grow_nodule(
-            box.shape,
-            scans["ct"].geometry.spacing_mm,
-            tuple(center_vox),
+            site.box.shape,
+            inputs.scans["ct"].geometry.spacing_mm,
+            tuple(site.center_vox),
             plan.diameters_mm,
             plan.shape,
-            allowed=allowed,
+            allowed=site.allowed,
             solid_fraction=solid_fraction_for(spec.nodule_type, spec.solid_fraction),
         )
         masks = [nodule_labels(o, s) for o, s in zip(growth.occupancy, growth.solid_occupancy, strict=True)]
         support = np.any([o > 0 for o in growth.occupancy], axis=0)
         return Growth(masks, support, occupancy=list(growth.occupancy), state=list(growth.solid_occupancy))
 
-    def renderer(
-        self, anatomy: LungAnatomy, scans: dict[str, Scan], spec: LesionSpec, box: Box, rng: Streams
-    ) -> _NoduleRenderer:
+    def renderer(self, inputs: Inputs, anatomy: LungAnatomy, box: Box) -> _NoduleRenderer:
+        spec, rng = inputs.spec, inputs.rng
         assert spec.nodule_type is not None
-        spacing = scans["ct"].geometry.spacing_mm
-        noise = _noise_model(scans["ct"])
+        spacing = inputs.scans["ct"].geometry.spacing_mm
+        noise = _noise_model(inputs.scans["ct"])
         texture = nodule_texture(box.shape, spacing, rng["texture"])
         render_seed = int(rng["render"].integers(2**63 - 1))
         return _NoduleRenderer(spec.nodule_type, noise, spacing, texture, render_seed, {"ct": CT_INTENSITY})
@@ -193,16 +175,10 @@ class LungNodule:
         return spec.growth.law in (GrowthLaw.EXPONENTIAL, GrowthLaw.GOMPERTZ, GrowthLaw.STABLE)
 
     def findings(
-        self,
-        anatomy: LungAnatomy,
-        scans: dict[str, Scan],
-        spec: LesionSpec,
-        placement: Placement,
-        box: Box,
-        growth: Growth,
-        timepoints: list[Timepoint],
+        self, inputs: Inputs, anatomy: LungAnatomy, site: Site, growth: Growth, timepoints: list[Timepoint]
     ) -> Findings:
-        plan: _NodulePlan = placement.plan
+        spec = inputs.spec
+        plan: _NodulePlan = site.placement.plan
         loc = spec.location
         notes = []
         if not anatomy.lobes_exact and (loc.lung_lobe or loc.level):

@@ -3,8 +3,8 @@
 ∂c/∂t = ∇·(D∇c) + ρ c (1 − c), with c the tumour cell density (fraction of the carrying capacity),
 D = D_white·wm + (D_white/10)·gm (docs/design.md §3.2: white : grey ≈ 1 : 0.1–0.2) and D = 0 in CSF and
 outside the brain (no flux: the conductance of a face is the harmonic mean of its two voxels, which
-is 0 when either is 0). Visible regions are thresholds of c (Swanson's model, docs/design.md §3.2): T1c-visible
-core c ≥ 0.8, FLAIR-visible whole tumour c ≥ 0.16.
+is 0 when either is 0). Visible regions are thresholds of c (Swanson's model, docs/design.md
+§3.2): T1c-visible core c ≥ 0.8, FLAIR-visible whole tumour c ≥ 0.16.
 
 Numerics: the PDE runs on a coarser grid (≈ 1.5 mm) with Lie operator splitting: an explicit
 finite-volume diffusion step whose dt obeys the maximum principle (so 0 ≤ c ≤ 1 always) and the

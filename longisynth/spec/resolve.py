@@ -11,17 +11,7 @@ import math
 import numpy as np
 
 from longisynth.errors import InvalidInputError
-from longisynth.spec.defaults import (
-    DEFAULT_D_WHITE_MM2_PER_DAY,
-    DEFAULT_DURATION_DAYS,
-    DEFAULT_GLIOMA_DIAMETER_MM,
-    DEFAULT_N_TIMEPOINTS,
-    DEFAULT_NODULE_DIAMETER_MM,
-    DEFAULT_RHO_PER_DAY,
-    DEFAULT_SOLID_FRACTION,
-    DEFAULT_VDT_DAYS,
-    fleischner_schedule_days,
-)
+from longisynth.spec import defaults
 from longisynth.spec.schema import (
     Family,
     GliomaGrade,
@@ -70,7 +60,7 @@ def resolve_spec(spec: LesionSpec, modality: Modality, rng: np.random.Generator)
     if s.family == Family.LUNG_NODULE:
         s.nodule_type = s.nodule_type or NoduleType.SOLID
         if s.nodule_type == NoduleType.PART_SOLID and s.solid_fraction is None:
-            s.solid_fraction = DEFAULT_SOLID_FRACTION
+            s.solid_fraction = defaults.DEFAULT_SOLID_FRACTION
         s.shape = s.shape or ShapeKind.SMOOTH
         s.growth.law = s.growth.law or GrowthLaw.EXPONENTIAL
         if s.growth.law == GrowthLaw.REACTION_DIFFUSION:
@@ -85,9 +75,11 @@ def resolve_spec(spec: LesionSpec, modality: Modality, rng: np.random.Generator)
             raise InvalidInputError(
                 f"gliomas grow by reaction-diffusion in longisynth, not by the {s.growth.law.value} law"
             )
-        s.growth.proliferation_per_day = s.growth.proliferation_per_day or DEFAULT_RHO_PER_DAY[s.grade]
+        s.growth.proliferation_per_day = (
+            s.growth.proliferation_per_day or defaults.DEFAULT_RHO_PER_DAY[s.grade]
+        )
         s.growth.diffusion_mm2_per_day = (
-            s.growth.diffusion_mm2_per_day or DEFAULT_D_WHITE_MM2_PER_DAY[s.grade]
+            s.growth.diffusion_mm2_per_day or defaults.DEFAULT_D_WHITE_MM2_PER_DAY[s.grade]
         )
         s.location.juxtapleural = False
         s.mass_effect = True if s.mass_effect is None else s.mass_effect
@@ -107,7 +99,7 @@ def _resolve_times_and_sizes(s: LesionSpec) -> None:
             and s.growth.doubling_time_days is None
             and not (s.diameter_mm and s.baseline_diameter_mm)
         ):
-            s.growth.doubling_time_days = DEFAULT_VDT_DAYS[s.nodule_type]
+            s.growth.doubling_time_days = defaults.DEFAULT_VDT_DAYS[s.nodule_type]
         if (
             law == GrowthLaw.REGRESSING
             and s.growth.halving_time_days is None
@@ -118,12 +110,12 @@ def _resolve_times_and_sizes(s: LesionSpec) -> None:
     # --- timepoints
     if s.timepoints_days is None:
         if s.schedule == Schedule.FLEISCHNER and s.family == Family.LUNG_NODULE:
-            size = s.baseline_diameter_mm or s.diameter_mm or DEFAULT_NODULE_DIAMETER_MM
+            size = s.baseline_diameter_mm or s.diameter_mm or defaults.DEFAULT_NODULE_DIAMETER_MM
             assert s.nodule_type is not None
-            s.timepoints_days = fleischner_schedule_days(s.nodule_type, size)
+            s.timepoints_days = defaults.fleischner_schedule_days(s.nodule_type, size)
         else:
-            n = s.n_timepoints or DEFAULT_N_TIMEPOINTS
-            duration = s.duration_days or DEFAULT_DURATION_DAYS[s.family]
+            n = s.n_timepoints or defaults.DEFAULT_N_TIMEPOINTS
+            duration = s.duration_days or defaults.DEFAULT_DURATION_DAYS[s.family]
             s.timepoints_days = [0.0] if n == 1 else [round(duration * i / (n - 1), 3) for i in range(n)]
     if s.n_timepoints is not None and s.n_timepoints != len(s.timepoints_days):
         raise InvalidInputError(
@@ -138,11 +130,11 @@ def _resolve_times_and_sizes(s: LesionSpec) -> None:
     if s.family == Family.GLIOMA:
         assert s.grade is not None
         if s.diameter_mm is None:
-            s.diameter_mm = DEFAULT_GLIOMA_DIAMETER_MM[s.grade]
+            s.diameter_mm = defaults.DEFAULT_GLIOMA_DIAMETER_MM[s.grade]
         return  # baseline size follows from the PDE
     ratio = _diameter_ratio(law, dt, s.growth)
     if law == GrowthLaw.GOMPERTZ:
-        final = s.diameter_mm or DEFAULT_NODULE_DIAMETER_MM
+        final = s.diameter_mm or defaults.DEFAULT_NODULE_DIAMETER_MM
         s.diameter_mm = final
         if s.growth.max_diameter_mm is None:
             s.growth.max_diameter_mm = round(final * 1.25, 3)
@@ -180,5 +172,5 @@ def _resolve_times_and_sizes(s: LesionSpec) -> None:
     if s.baseline_diameter_mm is not None:
         s.diameter_mm = round(s.baseline_diameter_mm * ratio, 4)
     else:
-        s.diameter_mm = s.diameter_mm or DEFAULT_NODULE_DIAMETER_MM
+        s.diameter_mm = s.diameter_mm or defaults.DEFAULT_NODULE_DIAMETER_MM
         s.baseline_diameter_mm = round(s.diameter_mm / ratio, 4)
