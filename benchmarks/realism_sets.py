@@ -69,9 +69,27 @@ def lung_hosts(n_phantoms: int) -> Iterator[tuple[str, Any, list[str]]]:
         yield f"phantom{k}", Scan.from_array(hu, affine, f"thorax_phantom_{k}.nii.gz"), PHANTOM_LOCATIONS
 
 
-def lung_set(out: Path, n_per_host: int, n_phantoms: int, seed: int) -> int:
+def grow_nodule_study(
+    scan: Any, kind: str, shape: str, size_mm: float, where: str, seed: int, **options: Any
+) -> tuple[Any, str] | None:
+    """A nodule study of about ``size_mm`` that the host can hold: smaller when it does not fit
+    (thin slabs), larger when the scan's pixels cannot show it (coarse grids); None if neither."""
     import longisynth
     from longisynth.errors import LesionDoesNotFitError
+
+    for factor in (1.0, 0.6, 0.35, 1.7, 2.5):
+        text = f"{kind} {shape} nodule {size_mm * factor:.1f} mm in the {where}, scans at 0, 6 and 12 months"
+        try:
+            return longisynth.generate(scan, text, seed=seed, **options), text
+        except LesionDoesNotFitError as err:
+            if "pixels can show" in str(err) and factor < 1.0:
+                return None  # smaller only gets worse
+            continue
+    return None
+
+
+def lung_set(out: Path, n_per_host: int, n_phantoms: int, seed: int) -> int:
+    import longisynth
 
     rng = np.random.default_rng(seed)
     written = 0
@@ -79,18 +97,16 @@ def lung_set(out: Path, n_per_host: int, n_phantoms: int, seed: int) -> int:
         for k in range(n_per_host):
             size = float(np.exp(rng.uniform(*np.log(SIZE_MM))))
             kind, shape, where = rng.choice(NODULE_TYPES), rng.choice(SHAPES), rng.choice(locations)
-            case_seed = int(rng.integers(0, 2**31 - 1))
-            for attempt in (size, size * 0.6, size * 0.35):  # thin slabs hold only small nodules
-                text = f"{kind} {shape} nodule {attempt:.1f} mm in the {where}, scans at 0, 6 and 12 months"
-                try:
-                    study = longisynth.generate(scan, text, seed=case_seed)
-                except LesionDoesNotFitError:
-                    continue
-                name = out / f"{host}_{k:02d}.zip"
-                longisynth.write_bundle(study, name, displacement=False, preview=False)
-                print(f"{name.name}: {text}", flush=True)
-                written += 1
-                break
+            grown = grow_nodule_study(
+                scan, str(kind), str(shape), size, str(where), int(rng.integers(0, 2**31 - 1))
+            )
+            if grown is None:
+                continue
+            study, text = grown
+            name = out / f"{host}_{k:02d}.zip"
+            longisynth.write_bundle(study, name, displacement=False, preview=False)
+            print(f"{name.name}: {text}", flush=True)
+            written += 1
     return written
 
 

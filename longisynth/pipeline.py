@@ -177,6 +177,7 @@ def simulate(
         zone,
         growing=family.is_growing(spec),
         requested_final_diameter_mm=spec.diameter_mm,
+        clinical_size=family.size_convention == "clinical",
         displacement_fields_mm=fields,
     )
     findings = family.findings(inputs, anatomy, site, growth, timepoints)
@@ -207,6 +208,7 @@ def common_checks(
     growing: bool,
     requested_final_diameter_mm: float,
     displacement_fields_mm: list[NDArray[np.float32]],
+    clinical_size: bool = False,
 ) -> list[ck.Check]:
     """The rules every study is checked against, whatever its family (:data:`longisynth.checks.RULES`).
 
@@ -216,6 +218,8 @@ def common_checks(
             image may change.
         growing: the law is monotone non-decreasing (masks must nest).
         displacement_fields_mm: array-axis displacement per timepoint (for the Jacobian).
+        clinical_size: the request is a clinical size (axial long + short axis of the body), not a
+            longest diameter.
     """
     spacing = next(iter(scans.values())).geometry.spacing_mm
     out: list[ck.Check] = []
@@ -239,7 +243,8 @@ def common_checks(
         vols = [tp.lesion_volume_mm3 for tp in timepoints]
         monotone = all(b >= a for a, b in itertools.pairwise(vols))
         out.append(ck.check("volume_monotone_non_decreasing", monotone))
-    final = timepoints[-1].longest_diameter_mm
+    last = timepoints[-1]
+    final = last.clinical_diameter_mm if clinical_size else last.longest_diameter_mm
     err = abs(final - requested_final_diameter_mm) / requested_final_diameter_mm
     out.append(ck.check("final_diameter_relative_error", err))
     return out

@@ -17,7 +17,7 @@ from longisynth.checks import Check
 from longisynth.deformation import to_world
 from longisynth.geometry import Box, Geometry
 from longisynth.io.scan import Scan
-from longisynth.measure import centroid_world_mm, longest_diameter_mm, volume_mm3
+from longisynth.measure import centroid_world_mm, clinical_diameter_mm, longest_diameter_mm, volume_mm3
 from longisynth.spec import LesionSpec
 
 
@@ -37,6 +37,9 @@ class Timepoint:
         centroid_mm: lesion centre of mass, world RAS+ mm.
         simulated_volume_mm3: volume of the simulated (continuous) lesion including partial-volume
             fractions, mm³; more accurate than the mask for lesions of few voxels.
+        clinical_diameter_mm: mean of long and short axis of the lesion's body on its largest axial
+            slice, mm (:func:`longisynth.measure.clinical_diameter_mm`: the size a radiologist
+            reports; what a lung nodule's ``diameter_mm`` means).
     """
 
     index: int
@@ -48,6 +51,7 @@ class Timepoint:
     longest_diameter_mm: float
     centroid_mm: tuple[float, float, float]
     simulated_volume_mm3: float
+    clinical_diameter_mm: float = 0.0
 
 
 @dataclass(eq=False)
@@ -136,4 +140,7 @@ def assemble_timepoint(
         longest_diameter_mm=round(longest_diameter_mm(lesion, geometry.spacing_mm), 4),
         centroid_mm=tuple(round(v, 4) for v in centroid_world_mm(lesion, crop_geom)),  # type: ignore[arg-type]
         simulated_volume_mm3=round(simulated, 4),
+        clinical_diameter_mm=round(
+            clinical_diameter_mm(lesion, geometry.spacing_mm, geometry.world_axis_index(2)[0]), 4
+        ),
     )

@@ -102,10 +102,7 @@ def synthetic_studies(n_per_host: int, n_phantoms: int, seed: int) -> Iterator[t
     Hosts, types, shapes and sizes are those of ``benchmarks/realism_sets.py`` (the real chest CTs of
     ``../shared/data`` and thorax phantoms on LIDC-IDRI-like grids); refiner off.
     """
-    from realism_sets import NODULE_TYPES, SHAPES, SIZE_MM, lung_hosts
-
-    import longisynth
-    from longisynth.errors import LesionDoesNotFitError
+    from realism_sets import NODULE_TYPES, SHAPES, SIZE_MM, grow_nodule_study, lung_hosts
 
     rng = np.random.default_rng(seed)
     for host, scan, locations in lung_hosts(n_phantoms):
@@ -113,14 +110,9 @@ def synthetic_studies(n_per_host: int, n_phantoms: int, seed: int) -> Iterator[t
             size = float(np.exp(rng.uniform(*np.log(SIZE_MM))))
             kind, shape, where = rng.choice(NODULE_TYPES), rng.choice(SHAPES), rng.choice(locations)
             case_seed = int(rng.integers(0, 2**31 - 1))
-            for attempt in (size, size * 0.6, size * 0.35):
-                prompt = f"{kind} {shape} nodule {attempt:.1f} mm in the {where}, scans at 0, 6 and 12 months"
-                try:
-                    study = longisynth.generate(scan, prompt, seed=case_seed, refine=False)
-                except LesionDoesNotFitError:
-                    continue
-                yield host, study, str(kind), prompt
-                break
+            grown = grow_nodule_study(scan, str(kind), str(shape), size, str(where), case_seed, refine=False)
+            if grown is not None:
+                yield host, grown[0], str(kind), grown[1]
 
 
 def synthetic_samples(n_per_host: int, n_phantoms: int, seed: int) -> list[Sample]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"  # 1.1: timepoints[].clinical_diameter_mm
 METADATA = "metadata.json"
 PREVIEW = "preview.png"
 MASK = "mask"
@@ -119,6 +119,7 @@ class TimepointInfo(_Strict):
     simulated_volume_mm3: float
     longest_diameter_mm: float
     centroid_mm: list[float]  # world RAS+ mm
+    clinical_diameter_mm: float | None = None  # mean of axial long and short axis of the body (1.1)
 
 
 class CheckInfo(_Strict):

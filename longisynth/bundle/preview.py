@@ -21,6 +21,22 @@ from longisynth.spec import Family
 LUNG_WINDOW_HU = (-1350.0, 150.0)  # window 1500 / level -600, the usual lung window
 PREVIEW_ORDER = ["ct", "flair", "t1c", "t2", "t1"]  # most informative contrasts for gliomas first
 MASK_COLOURS = {1: "#ff3b30", 2: "#ffcc00", 3: "#34c759"}
+DAYS_PER_MONTH = 365.25 / 12
+
+
+def scan_time_label(days: float) -> str:
+    """A scan's time as a reader writes it: "baseline", "day 10", "3 mo", "18 mo", "2 y".
+
+    Whole months (within a day) are written in months below two years and in years when whole;
+    other times in whole days.
+    """
+    if days <= 0:
+        return "baseline"
+    months = days / DAYS_PER_MONTH
+    if abs(months - round(months)) * DAYS_PER_MONTH <= 1.0 and round(months) >= 1:
+        m = round(months)
+        return f"{m // 12} y" if m >= 24 and m % 12 == 0 else f"{m} mo"
+    return f"day {round(days)}"
 
 
 def _view_box(study: Study) -> Box:
@@ -86,7 +102,7 @@ def render_preview(study: Study, contrasts: int = 2) -> bytes:
                         origin="lower",
                         extent=extent,
                     )
-            ax.set_title(f"{name.upper()}  day {tp.days:g}", color="white", fontsize=8)
+            ax.set_title(f"{name.upper()}  {scan_time_label(tp.days)}", color="white", fontsize=8)
             ax.axis("off")
     gs = axes[-1, 0].get_gridspec()
     for ax in axes[-1, :]:
@@ -94,7 +110,8 @@ def render_preview(study: Study, contrasts: int = 2) -> bytes:
     curve = fig.add_subplot(gs[-1, :])
     days = [tp.days for tp in study.timepoints]
     vols = [tp.lesion_volume_mm3 for tp in study.timepoints]
-    diam = [tp.longest_diameter_mm for tp in study.timepoints]
+    clinical = study.spec.family == Family.LUNG_NODULE  # a nodule's size is its clinical diameter
+    diam = [tp.clinical_diameter_mm if clinical else tp.longest_diameter_mm for tp in study.timepoints]
     curve.set_facecolor("white")
     curve.plot(days, vols, "o-", color="#0a84ff", label="volume (mm³)")
     curve.set_xlabel("days", color="white")
@@ -102,7 +119,7 @@ def render_preview(study: Study, contrasts: int = 2) -> bytes:
     curve.tick_params(colors="white")
     twin = curve.twinx()
     twin.plot(days, diam, "s--", color="#ff9500")
-    twin.set_ylabel("longest diameter (mm)", color="#ff9500")
+    twin.set_ylabel("size (mm)" if clinical else "longest diameter (mm)", color="#ff9500")
     twin.tick_params(colors="white")
     spec = study.spec
     kind = (

@@ -134,6 +134,7 @@ def build_metadata(study: Study, files: dict[int, list[str]], timings_s: dict[st
                 simulated_volume_mm3=tp.simulated_volume_mm3,
                 longest_diameter_mm=tp.longest_diameter_mm,
                 centroid_mm=list(tp.centroid_mm),
+                clinical_diameter_mm=tp.clinical_diameter_mm,
             )
             for tp in study.timepoints
         ],

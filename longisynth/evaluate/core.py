@@ -23,7 +23,7 @@ from longisynth.evaluate.remeasure import (
     reference_stats,
 )
 from longisynth.geometry import Geometry
-from longisynth.measure import longest_diameter_mm
+from longisynth.measure import clinical_diameter_mm, longest_diameter_mm
 
 CT_WINDOW_HU = (-1000.0, 400.0)
 MONTAGE_CONTRASTS = ("ct", "t1c", "flair")
@@ -69,7 +69,11 @@ class BundleReport:
 
     @property
     def diameter_final_mm(self) -> float | None:
-        return self.timepoints[-1]["longest_diameter_mm"] if self.timepoints else None
+        """The last timepoint's size in the family's convention (what the spec's diameter_mm means)."""
+        if not self.timepoints:
+            return None
+        key = "clinical_diameter_mm" if _size_convention(self.family) == "clinical" else "longest_diameter_mm"
+        return self.timepoints[-1][key]
 
     @property
     def diameter_rel_error(self) -> float | None:
@@ -93,6 +97,17 @@ class BundleReport:
                 "checks": [c.to_dict() for c in self.checks],
             }
         )
+
+
+def _size_convention(family: str | None) -> str:
+    """ "clinical" or "longest": what a family's diameter_mm means (the family module owns it)."""
+    from longisynth.families import FAMILIES
+    from longisynth.spec import Family
+
+    try:
+        return FAMILIES[Family(family or "")].size_convention
+    except ValueError:
+        return "longest"
 
 
 def _clean(x: Any) -> Any:
@@ -205,6 +220,9 @@ def _evaluate(reader: BundleReader, path: Path, keep_slices: bool) -> BundleRepo
             "voxels": int(np.count_nonzero(lesion_mask)),
             "volume_mm3": float(np.count_nonzero(lesion_mask)) * geometry.voxel_volume_mm3,
             "longest_diameter_mm": longest_diameter_mm(lesion_mask, geometry.spacing_mm),
+            "clinical_diameter_mm": clinical_diameter_mm(
+                lesion_mask, geometry.spacing_mm, geometry.world_axis_index(2)[0]
+            ),
         }
         if prev is not None:
             row["voxels_lost_since_previous"] = int(np.count_nonzero(prev & ~lesion_mask))

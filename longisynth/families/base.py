@@ -31,6 +31,12 @@ Streams = Mapping[str, np.random.Generator]  # one generator per stage (pipeline
 Crops = dict[str, NDArray[np.float32]]  # contrast -> crop in physical units (HU, scanner units)
 
 
+def typed_stream(rng: np.random.Generator, kind: str) -> np.random.Generator:
+    """A generator for one lesion *kind* drawn from a stage's stream: two kinds (solid and
+    ground-glass nodules) with the same seed get independent shapes and textures."""
+    return np.random.default_rng([int(rng.integers(2**63 - 1)), *kind.encode()])
+
+
 @dataclass(frozen=True)
 class Inputs:
     """What every family method may read: the scans (contrast → scan, one grid), the resolved spec,
@@ -121,6 +127,9 @@ class LesionFamily(Protocol):
 
     family: Family
     push_fraction: float  # tissue displacement at the lesion boundary / lesion radius
+    # What the spec's diameter_mm means: "clinical" (mean of the axial long and short axis of the
+    # body, Fleischner/Lung-RADS) or "longest" (longest 3D diameter of the whole lesion).
+    size_convention: str
 
     def anatomy(self, inputs: Inputs) -> Any:
         """The organ the lesion lives in, from the scan (or the caller's label map / tissue maps)."""

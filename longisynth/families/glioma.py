@@ -78,6 +78,7 @@ class Glioma:
     # Gliomas displace the brain strongly (midline shift, effaced sulci): tissue at the tumour
     # boundary moves out by a quarter of the tumour radius, fading to 0 at the influence radius.
     push_fraction = 0.25
+    size_convention = "longest"  # a glioma's diameter_mm is its longest whole-tumour diameter
 
     def anatomy(self, inputs: Inputs) -> BrainAnatomy:
         scans = inputs.scans

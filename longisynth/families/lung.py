@@ -14,13 +14,15 @@ from scipy import ndimage
 
 from longisynth import checks as ck
 from longisynth.anatomy.lung import LungAnatomy, lung_region, require_lungs, segment_lungs
-from longisynth.appearance.ct import nodule_labels, nodule_texture, render_nodule
+from longisynth.appearance.ct import nodule_labels, nodule_texture, render_nodule, visible_occupancy
 from longisynth.appearance.noise import NoiseModel, estimate_noise
-from longisynth.families.base import Crops, Findings, Growth, Inputs, Placement, Site
+from longisynth.errors import LesionDoesNotFitError
+from longisynth.families.base import Crops, Findings, Growth, Inputs, Placement, Site, typed_stream
 from longisynth.geometry import Box, Geometry
 from longisynth.growth.laws import diameter_schedule, fit_doubling_time
 from longisynth.growth.nodule import NoduleShape, grow_nodule, sample_nodule_shape, solid_fraction_for
 from longisynth.io.scan import Scan
+from longisynth.measure import clinical_diameter_mm
 from longisynth.placement import choose_center, explicit_point_world
 from longisynth.refine.patches import CT_INTENSITY, Intensity
 from longisynth.result import Timepoint
@@ -54,6 +56,23 @@ def _noise_model(scan: Scan) -> NoiseModel:
     return estimate_noise(values, scan.geometry.spacing_mm, mask)
 
 
+# A nodule must be a few pixels across to be seen as one: LIDC-IDRI readers mark nodules ≥ 3 mm on
+# 0.5–0.9 mm pixels, i.e. ≥ 3–6 pixels; 2 pixels is the least we simulate.
+MIN_VISIBLE_PIXELS = 2.0
+
+
+def _require_visible(diameter_mm: float, geometry: Geometry) -> None:
+    """Refuse a nodule smaller than the scan's in-plane pixels can show (LesionDoesNotFitError)."""
+    axial = geometry.world_axis_index(2)[0]
+    pixel = max(s for a, s in enumerate(geometry.spacing_mm) if a != axial)
+    if diameter_mm < MIN_VISIBLE_PIXELS * pixel:
+        raise LesionDoesNotFitError(
+            f"a {diameter_mm:.1f} mm nodule is below what this scan's {pixel:.2f} mm pixels can show "
+            f"(at least {MIN_VISIBLE_PIXELS:g} pixels: {MIN_VISIBLE_PIXELS * pixel:.1f} mm); ask for a "
+            "larger nodule (at every timepoint) or use a finer scan"
+        )
+
+
 def _describe(spec: LesionSpec) -> str:
     loc = spec.location
     words = [w.value.replace("_", " ") for w in (loc.side, loc.level) if w is not None]
@@ -81,13 +100,13 @@ class _NoduleRenderer:
         return self.noise.to_dict()
 
     def render(self, index: int, backgrounds: Crops, growth: Growth) -> Crops:
-        assert growth.occupancy is not None
+        visible, visible_solid = growth.state
         # The same render seed at every timepoint: the lesion's noise realisation is as stable
         # over time as the untouched background's (which is identical by construction).
         image = render_nodule(
             backgrounds["ct"],
-            growth.occupancy[index],
-            growth.state[index],
+            visible[index],
+            visible_solid[index],
             self.nodule_type,
             self.noise,
             self.spacing_mm,
@@ -104,6 +123,7 @@ class LungNodule:
     # A nodule in aerated lung displaces little: parenchyma is compressible (5 % of the radius at
     # the boundary), and the push fades to zero at twice the lesion's maximal radius.
     push_fraction = 0.05
+    size_convention = "clinical"  # diameter_mm: mean of axial long and short axis of the body
 
     def anatomy(self, inputs: Inputs) -> LungAnatomy:
         scan = inputs.scans["ct"]
@@ -113,13 +133,15 @@ class LungNodule:
 
     def place(self, inputs: Inputs, anatomy: LungAnatomy) -> Placement:
         spec, rng = inputs.spec, inputs.rng
-        assert spec.shape is not None
+        assert spec.shape is not None and spec.nodule_type is not None
         geometry = inputs.scans["ct"].geometry
+        diameters = diameter_schedule(spec)
+        _require_visible(min(diameters), geometry)
         loc = spec.location
         region = lung_region(anatomy, loc.side, loc.level, loc.lung_lobe, loc.depth)
-        shape = sample_nodule_shape(spec.shape, rng["shape"])
-        diameters = diameter_schedule(spec)
-        r_max_mm = max(shape.bounding_radius_mm(d) for d in diameters)
+        shape = sample_nodule_shape(spec.shape, typed_stream(rng["shape"], spec.nodule_type.value))
+        axial = geometry.world_axis_index(2)[0]
+        r_max_mm = max(shape.body_radius_mm(d, axial) for d in diameters)  # spicules may reach the pleura
         coarse_step = max(anatomy.geometry.spacing_mm)
         if loc.juxtapleural:
             lo, hi = 0.4 * r_max_mm, 0.8 * r_max_mm + coarse_step
@@ -137,7 +159,8 @@ class LungNodule:
             _describe(spec),
             rng["place"],
         )
-        influence_mm = 2.0 * r_max_mm + 4.0
+        reach_mm = max(shape.bounding_radius_mm(d, axial) for d in diameters)
+        influence_mm = 2.0 * reach_mm + 4.0
         return Placement(center, influence_mm, influence_mm + 2.0, _NodulePlan(shape, diameters))
 
     def allowed_region(
@@ -149,25 +172,40 @@ class LungNodule:
         spec = inputs.spec
         assert spec.nodule_type is not None
         plan: _NodulePlan = site.placement.plan
+        geometry = inputs.scans["ct"].geometry
+        axial = geometry.world_axis_index(2)[0]
+
+        def clinical_size(occupancy: NDArray[np.float32]) -> float:
+            visible = visible_occupancy(occupancy, geometry.spacing_mm)
+            mask = nodule_labels(visible, visible, allowed=site.allowed) > 0
+            return clinical_diameter_mm(mask, geometry.spacing_mm, axial)
+
         growth = grow_nodule(
             site.box.shape,
-            inputs.scans["ct"].geometry.spacing_mm,
+            geometry.spacing_mm,
             tuple(site.center_vox),
             plan.diameters_mm,
             plan.shape,
             allowed=site.allowed,
             solid_fraction=solid_fraction_for(spec.nodule_type, spec.solid_fraction),
+            size_of=clinical_size,
+            axial_axis=axial,
         )
-        masks = [nodule_labels(o, s) for o, s in zip(growth.occupancy, growth.solid_occupancy, strict=True)]
-        support = np.any([o > 0 for o in growth.occupancy], axis=0)
-        return Growth(masks, support, occupancy=list(growth.occupancy), state=list(growth.solid_occupancy))
+        # What the scanner shows (PSF-blurred) and what a reader outlines on it.
+        visible = [visible_occupancy(o, geometry.spacing_mm) for o in growth.occupancy]
+        visible_solid = [visible_occupancy(o, geometry.spacing_mm) for o in growth.solid_occupancy]
+        masks = [
+            nodule_labels(o, so, allowed=site.allowed) for o, so in zip(visible, visible_solid, strict=True)
+        ]
+        support = np.any([o > 0 for o in visible], axis=0)
+        return Growth(masks, support, occupancy=list(growth.occupancy), state=(visible, visible_solid))
 
     def renderer(self, inputs: Inputs, anatomy: LungAnatomy, box: Box) -> _NoduleRenderer:
         spec, rng = inputs.spec, inputs.rng
         assert spec.nodule_type is not None
         spacing = inputs.scans["ct"].geometry.spacing_mm
         noise = _noise_model(inputs.scans["ct"])
-        texture = nodule_texture(box.shape, spacing, rng["texture"])
+        texture = nodule_texture(box.shape, spacing, typed_stream(rng["texture"], spec.nodule_type.value))
         render_seed = int(rng["render"].integers(2**63 - 1))
         return _NoduleRenderer(spec.nodule_type, noise, spacing, texture, render_seed, {"ct": CT_INTENSITY})
 

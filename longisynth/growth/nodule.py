@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -28,9 +29,9 @@ _SOFTMAX_P = 8.0  # exponent of the soft maximum that combines lobulation bumps
 # Largest enlargement of the analytic scale by the mask calibration (thin spicule tips are lost).
 _MAX_CORRECTION = 1.25
 _SUPERSAMPLE_BUDGET = 300_000  # sub-voxel radius evaluations per timepoint
-_DIAMETER_TOLERANCE = 0.05  # relative shortfall of the mask's longest diameter that triggers a correction
 _PARAMS = ("ellipsoid", "lobe_dirs", "lobe_kappa", "lobe_amp", "spike_dirs", "spike_kappa", "spike_len")
 _CHUNK = 65536  # voxels evaluated at once (bounds memory to a few tens of MB)
+AXIS_RATIO_RANGE = (0.45, 1.0)  # short / long semi-axis of the body (calibrated, see sample_nodule_shape)
 
 
 def fibonacci_sphere(n: int) -> NDArray[np.float64]:
@@ -105,13 +106,42 @@ class NoduleShape:
         grad -= np.einsum("ni,ni->n", grad, u)[:, None] * u  # keep the part tangent to the sphere
         return (r / self.norm).reshape(lead), (grad / self.norm).reshape(*lead, 3)
 
-    def bounding_radius_mm(self, diameter_mm: float) -> float:
+    def axial_size(self, axial_axis: int) -> float:
+        """Clinical size of the surface at scale 1: mean of the long axis and the width across it
+        on its central section normal to array axis ``axial_axis`` (the largest axial section of
+        a centrally symmetric body; spicules excluded, as in a clinical measurement)."""
+        theta = np.linspace(0.0, 2.0 * math.pi, 720, endpoint=False)
+        plane = [a for a in range(3) if a != axial_axis]
+        dirs = np.zeros((theta.size, 3))
+        dirs[:, plane[0]], dirs[:, plane[1]] = np.cos(theta), np.sin(theta)
+        body = replace(self, spike_dirs=np.zeros((0, 3)), spike_kappa=np.zeros(0), spike_len=np.zeros(0))
+        pts = dirs[:, plane] * body.radius_factor(dirs)[:, None]
+        d2 = np.sum((pts[:, None, :] - pts[None, :, :]) ** 2, axis=-1)
+        i, j = np.unravel_index(int(np.argmax(d2)), d2.shape)
+        u = (pts[j] - pts[i]) / math.sqrt(float(d2[i, j]))
+        across = pts @ np.array([-u[1], u[0]])
+        return 0.5 * (math.sqrt(float(d2[i, j])) + float(across.max() - across.min()))
+
+    def body_radius_mm(self, diameter_mm: float, axial_axis: int) -> float:
+        """Largest centre-to-surface distance (mm) of the body (spicules excluded) of a nodule whose
+        clinical size is ``diameter_mm``: what must fit between the centre and the pleura."""
+        body = replace(self, spike_dirs=np.zeros((0, 3)), spike_kappa=np.zeros(0), spike_len=np.zeros(0))
+        return (
+            diameter_mm
+            / self.axial_size(axial_axis)
+            * float(body.radius_factor(fibonacci_sphere(_N_SPHERE)).max())
+        )
+
+    def bounding_radius_mm(self, diameter_mm: float, axial_axis: int | None = None) -> float:
         """Upper bound of the centre-to-surface distance (mm) of a nodule of ``diameter_mm``.
 
-        Includes the largest enlargement :func:`grow_nodule` may apply when it calibrates the
-        mask; a crop should extend at least this far (plus a voxel) around the centre.
+        ``diameter_mm`` is the longest diameter of the whole surface, or with ``axial_axis`` the
+        clinical size (:meth:`axial_size`); the bound includes the largest enlargement
+        :func:`grow_nodule` may apply when it calibrates the mask. A crop should extend at least
+        this far (plus a voxel) around the centre.
         """
-        return diameter_mm / self.longest_diameter * self.max_factor * _MAX_CORRECTION
+        per_mm = 1.0 / (self.longest_diameter if axial_axis is None else self.axial_size(axial_axis))
+        return diameter_mm * per_mm * self.max_factor * _MAX_CORRECTION
 
     def to_dict(self) -> dict[str, Any]:
         """The drawn parameters, for ``metadata.json`` (:func:`shape_from_dict` rebuilds the shape)."""
@@ -151,11 +181,14 @@ def sample_nodule_shape(kind: ShapeKind, rng: np.random.Generator) -> NoduleShap
       0.06–0.12 rad and length 0.3–1.0 × radius.
     """
     rot = _random_rotation(rng)
-    lo_axis = 0.8 if kind == ShapeKind.LOBULATED else 0.85
-    axes = rng.uniform(lo_axis, 1.0, size=3)
+    # Ovoid bodies: axis ratios drawn so the largest axial section has the eccentricity of real
+    # nodules (LIDC-IDRI crops: median 0.63, quartiles 0.51–0.73).
+    axes = np.concatenate([[1.0], rng.uniform(AXIS_RATIO_RANGE[0], AXIS_RATIO_RANGE[1], size=2)])
     ellipsoid = rot @ np.diag(1.0 / axes**2) @ rot.T
     if kind == ShapeKind.SMOOTH:
-        n_lobes, orders, amp_range = 3, np.full(3, 2), (0.02, 0.05)
+        # even a "smooth" real margin is not a perfect ellipse: small bumps of order 4–10
+        n_lobes = int(rng.integers(8, 15))
+        orders, amp_range = rng.integers(4, 11, size=n_lobes), (0.04, 0.10)
     else:
         n_lobes = int(rng.integers(6, 13)) if kind == ShapeKind.LOBULATED else int(rng.integers(3, 7))
         orders = rng.integers(3, 7, size=n_lobes)
@@ -349,13 +382,18 @@ def grow_nodule(
     shape: NoduleShape,
     allowed: NDArray[np.bool_] | None = None,
     solid_fraction: float | None = None,
+    size_of: Callable[[NDArray[np.float32]], float] | None = None,
+    axial_axis: int | None = None,
 ) -> NoduleGrowth:
     """Occupancies of one nodule at every timepoint, nested whenever the diameter grows.
 
     The scale of timepoint i is proportional to ``diameters_mm[i]``, so volumes follow
-    (d_i/d_last)³ and the masks nest. The factor is ``1 / shape.longest_diameter`` (the surface's
-    longest diameter is then exactly the requested one), enlarged by at most ×1.25 when the final
-    binary mask would measure > 5 % short because thin spicule tips fall between voxel centres.
+    (d_i/d_last)³ and the masks nest. Without ``size_of`` the factor is ``1 / shape.longest_diameter``
+    (the surface's longest diameter is then exactly the requested one), enlarged by at most ×1.25
+    when the final binary mask would measure > 5 % short because thin spicule tips fall between
+    voxel centres. With ``size_of`` (occupancy → size, mm: e.g. the clinical size of the nodule's body
+    on the reader's contour) the factor is calibrated so that the size at the last timepoint is
+    the requested one.
 
     Args:
         crop_shape, spacing_mm, center_vox: the crop grid and the centre (crop voxel coordinates).
@@ -364,6 +402,9 @@ def grow_nodule(
         allowed: lung parenchyma in the crop; occupancy is zero outside it (never crosses pleura).
         solid_fraction: solid-core diameter / nodule diameter: ``None`` or 1 for a solid nodule,
             0 for pure ground-glass, in between for part-solid (see :func:`solid_fraction_for`).
+        size_of: measures an occupancy (crop grid) in mm — the size convention of ``diameters_mm``
+            (None: the longest diameter of the mask); with it, ``axial_axis`` (the crop's slice
+            axis) gives the analytic first guess (:meth:`NoduleShape.axial_size`).
 
     Raises:
         LesionDoesNotFitError: when the nodule reaches the border of the crop (it would be cut).
@@ -371,12 +412,24 @@ def grow_nodule(
     fraction = 1.0 if solid_fraction is None else float(solid_fraction)
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"solid_fraction must be in [0, 1], got {fraction}")
-    per_mm = 1.0 / shape.longest_diameter
-    field = _Field(
-        crop_shape, spacing_mm, center_vox, shape, _MAX_CORRECTION * per_mm * max(diameters_mm, default=0.0)
-    )
-    if diameters_mm and diameters_mm[-1] > 0:
-        per_mm = _calibrate_scale_per_mm(field, per_mm, float(diameters_mm[-1]), spacing_mm)
+    axis = axial_axis if size_of is not None else None
+    reach_mm = shape.bounding_radius_mm(max(diameters_mm, default=0.0), axis) / shape.max_factor
+    field = _Field(crop_shape, spacing_mm, center_vox, shape, reach_mm)
+    if size_of is not None:
+        # First guess: the continuous central section (the reader's rim only makes the mask
+        # larger, so the answer is rarely above it; the crop reaches 1.25 × beyond).
+        per_mm = 1.0 / (2.0 if axial_axis is None else shape.axial_size(axial_axis))
+        if diameters_mm and diameters_mm[-1] > 0:
+            target = float(diameters_mm[-1])
+
+            def size_at(factor: float) -> float:
+                return size_of(field.occupancy(per_mm * factor * target)[0])
+
+            per_mm = _calibrate(size_at, target, per_mm, 0.5, _MAX_CORRECTION)
+    else:
+        per_mm = 1.0 / shape.longest_diameter
+        if diameters_mm and diameters_mm[-1] > 0:
+            per_mm = _calibrate_scale_per_mm(field, per_mm, float(diameters_mm[-1]), spacing_mm)
     scales = [float(d) * per_mm for d in diameters_mm]
     mask = None if allowed is None else np.asarray(allowed, dtype=bool)
 
@@ -417,36 +470,44 @@ def _calibrate_scale_per_mm(
     The analytic longest diameter is exact for the continuous surface and is kept whenever the
     binary mask measures within 5 % of the request (face to face, :func:`longest_diameter_mm`).
     Otherwise — tips of spicules thinner than a voxel vanish from the mask (too short), or
-    lobulated surfaces digitise long — the scale is corrected within [1/1.25, 1.25] to the value
-    closest to the request, found by bisection (the mask's longest diameter grows monotonically
-    with the scale because the masks are nested). One factor serves every timepoint, so volumes
-    still follow (d_i/d_last)³.
+    lobulated surfaces digitise long — the scale is corrected within [1/1.25, 1.25] (:func:`_calibrate`).
+    One factor serves every timepoint, so volumes still follow (d_i/d_last)³.
     """
 
     def measure(factor: float) -> float:
         return longest_diameter_mm(field.occupancy(per_mm * factor * diameter_mm)[1], spacing_mm)
 
-    first = measure(1.0)
-    if first <= 0 or abs(first - diameter_mm) <= _DIAMETER_TOLERANCE * diameter_mm:
+    return _calibrate(measure, diameter_mm, per_mm, 1.0 / _MAX_CORRECTION, _MAX_CORRECTION, tolerance=0.05)
+
+
+def _calibrate(
+    size_at: Callable[[float], float],
+    target_mm: float,
+    per_mm: float,
+    low: float,
+    high: float,
+    tolerance: float = 0.02,
+) -> float:
+    """Scale per mm such that ``size_at(factor)`` (the size at scale ``per_mm·factor·target``) is
+    the target: bisection on the factor in [low, high] (sizes grow with the scale: the masks are
+    nested), keeping the first guess (factor 1) when it is within ``tolerance`` (relative)."""
+    first = size_at(1.0)
+    if first <= 0 or abs(first - target_mm) <= tolerance * target_mm:
         return per_mm
-    if first < diameter_mm:
-        lo, lo_val, hi, hi_val = 1.0, first, _MAX_CORRECTION, measure(_MAX_CORRECTION)
-        if hi_val < diameter_mm:
-            return per_mm * hi
-    else:
-        lo, hi, hi_val = 1.0 / _MAX_CORRECTION, 1.0, first
-        lo_val = measure(lo)
-        if lo_val > diameter_mm:
-            return per_mm * lo
-    for _ in range(8):
+    lo, hi = (1.0, high) if first < target_mm else (low, 1.0)
+    lo_val, hi_val = (first, size_at(hi)) if first < target_mm else (size_at(lo), first)
+    if hi_val < target_mm:
+        return per_mm * hi
+    if lo_val > target_mm:
+        return per_mm * lo
+    for _ in range(10):
         mid = 0.5 * (lo + hi)
-        val = measure(mid)
-        if val < diameter_mm:
+        val = size_at(mid)
+        if val < target_mm:
             lo, lo_val = mid, val
         else:
             hi, hi_val = mid, val
-    best = lo if diameter_mm - lo_val < hi_val - diameter_mm else hi
-    return per_mm * best
+    return per_mm * (lo if target_mm - lo_val < hi_val - target_mm else hi)
 
 
 def _touches_border(occ: NDArray[np.float32]) -> bool:

@@ -37,7 +37,7 @@ def make_inputs(folder: Path, n_scans: int = 3, corrupt: bool = False) -> Path:
 
 
 def write_design(folder: Path, manifest: Path, **overrides: object) -> Path:
-    """``folder/design.yaml``: a small lung design over ``manifest`` (2–3 timepoints, 6–12 mm)."""
+    """``folder/design.yaml``: a small lung design over ``manifest`` (2–3 timepoints, 10–14 mm)."""
     design: dict[str, object] = {
         "name": "TinyNodules",
         "dataset_id": 501,
@@ -47,10 +47,10 @@ def write_design(folder: Path, manifest: Path, **overrides: object) -> Path:
         "spec": {"family": "lung_nodule"},
         "sample": {
             "nodule_type": {"choice": {"solid": 0.6, "part_solid": 0.2, "ground_glass": 0.2}},
-            "diameter_mm": {"uniform": [6, 12]},
+            "diameter_mm": {"uniform": [10, 14]},  # ≥ 2 pixels of 3.5 mm at every timepoint
             "location.lung_lobe": "any",
             "n_timepoints": {"integers": [2, 3]},
-            "duration_days": {"uniform": [182, 730], "round": 0},
+            "duration_days": {"uniform": [182, 365], "round": 0},
         },
     }
     design.update(overrides)

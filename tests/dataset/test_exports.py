@@ -95,7 +95,7 @@ def ct_export(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         cases_per_scan=1,
         sample={
             "nodule_type": {"choice": ["part_solid", "solid"]},
-            "diameter_mm": {"uniform": [9, 12]},
+            "diameter_mm": {"uniform": [11, 14]},
             "location.lung_lobe": {"choice": ["right_upper", "left_lower"]},
             "n_timepoints": {"integers": [2, 3]},
         },

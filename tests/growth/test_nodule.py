@@ -78,7 +78,10 @@ def test_radius_factor_positive_unit_mean_and_gradient(kind: ShapeKind) -> None:
     ) / (2 * eps)
     assert np.allclose(fd, np.einsum("ni,ni->n", g, t), atol=1e-4 * max(1.0, np.abs(fd).max()))
     if kind == ShapeKind.SMOOTH:
-        assert r.max() / r.min() < 1.35  # nearly spherical
+        # an ovoid body with a margin within a few per cent of its ellipsoid
+        ellipsoid = np.einsum("ni,ij,nj->n", u, shape.ellipsoid, u) ** -0.5
+        margin = r / ellipsoid
+        assert margin.max() / margin.min() < 1.25
     if kind == ShapeKind.SPICULATED:
         assert r.max() > 1.5 * np.median(r)  # spicules stick out of the core
 
@@ -95,9 +98,11 @@ def test_growth_nests_follows_volume_law_and_final_diameter(kind: ShapeKind) -> 
         for t in range(len(diameters) - 1):
             assert not np.any(masks[t] & ~masks[t + 1])
             assert np.all(growth.occupancy[t] <= growth.occupancy[t + 1])
-        vols = np.array([m.sum() for m in masks], dtype=float)
         expected = (np.asarray(diameters) / diameters[-1]) ** 3
-        assert np.allclose(vols / vols[-1], expected, rtol=0.05)
+        simulated = np.array([o.sum() for o in growth.occupancy], dtype=float)  # partial volume
+        assert np.allclose(simulated / simulated[-1], expected, rtol=0.05)
+        vols = np.array([m.sum() for m in masks], dtype=float)  # voxel centres: coarser
+        assert np.allclose(vols / vols[-1], expected, rtol=0.10)
         final = longest_diameter_mm(masks[-1], ANISO)
         assert final == pytest.approx(diameters[-1], rel=0.10)
         assert growth.scale_mm == pytest.approx(
