@@ -19,6 +19,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from longisynth.geometry import Geometry
+
 from .common import Sample
 
 PATCH = (32, 32, 16)
@@ -32,8 +34,7 @@ TEXTURE_TYPE = {"1": "ground-glass", "2": "ground-glass", "3": "part-solid", "4"
 
 def slice_axis(affine: NDArray[Any]) -> int:
     """Voxel axis closest to the world S–I direction."""
-    directions = np.asarray(affine)[:3, :3]
-    return int(np.argmax(np.abs(directions[2]) / np.linalg.norm(directions, axis=0)))
+    return Geometry(np.asarray(affine, dtype=np.float64), (1, 1, 1)).world_axis_index(2)[0]
 
 
 def nodule_sample(

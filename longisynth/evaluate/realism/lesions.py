@@ -31,6 +31,7 @@ from scipy import ndimage
 from longisynth.bundle.reader import BundleReader
 from longisynth.errors import InvalidInputError
 from longisynth.evaluate.realism import features as ft
+from longisynth.geometry import Geometry
 
 MIN_DIAMETER_MM = {"lung_nodule": 3.0, "glioma": 10.0}  # LIDC-IDRI marks nodules ≥ 3 mm
 LUNG_CONTEXT_MM = 15.0  # in-plane margin kept around a synthetic nodule before resampling
@@ -74,8 +75,7 @@ def _sha256(path: Path) -> str:
 
 def axial_axis(affine: NDArray[Any]) -> int:
     """Voxel axis closest to the world S–I direction (the slice axis of an axial scan)."""
-    directions = np.asarray(affine)[:3, :3]
-    return int(np.argmax(np.abs(directions[2]) / np.linalg.norm(directions, axis=0)))
+    return Geometry(np.asarray(affine, dtype=np.float64), (1, 1, 1)).world_axis_index(2)[0]
 
 
 def box_around(mask: NDArray[np.bool_], margin_vox: Any) -> tuple[slice, ...]:
