@@ -129,7 +129,7 @@ def simulate(
     placement = family.place(inputs, anatomy)
     box, center_vox = crop_box(geometry, placement.center_world, placement.crop_half_mm)
     crops = {c: s.values_in(box) for c, s in scans.items()}
-    site = Site(placement, box, center_vox, family.allowed_region(inputs, anatomy, box, crops))
+    site = Site(placement, box, center_vox, family.allowed_region(inputs, anatomy, placement, box, crops))
 
     clock.stage("growth")
     growth = family.grow(inputs, anatomy, site)

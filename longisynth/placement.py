@@ -62,19 +62,40 @@ def choose_center(
     Raises:
         LesionDoesNotFitError: with the largest size that would fit, when nothing qualifies.
     """
+    if explicit_world is None:
+        return center_candidates(allowed, region, geometry, min_clearance_mm, max_clearance_mm, what, rng, 1)[
+            0
+        ]
     dist = clearance_mm(allowed, geometry)
-    if explicit_world is not None:
-        ijk = np.round(geometry.world_to_voxel(explicit_world)).astype(int)
-        ijk = np.clip(ijk, 0, np.asarray(geometry.shape) - 1)
-        here = float(dist[tuple(ijk)])
-        if not allowed[tuple(ijk)]:
-            raise LesionDoesNotFitError(f"the requested point is outside the allowed region for {what}")
-        if here < min_clearance_mm:
-            raise LesionDoesNotFitError(
-                f"{what} does not fit at the requested point: only {here:.1f} mm from the boundary, "
-                f"{min_clearance_mm:.1f} mm needed"
-            )
-        return explicit_world
+    ijk = np.round(geometry.world_to_voxel(explicit_world)).astype(int)
+    ijk = np.clip(ijk, 0, np.asarray(geometry.shape) - 1)
+    here = float(dist[tuple(ijk)])
+    if not allowed[tuple(ijk)]:
+        raise LesionDoesNotFitError(f"the requested point is outside the allowed region for {what}")
+    if here < min_clearance_mm:
+        raise LesionDoesNotFitError(
+            f"{what} does not fit at the requested point: only {here:.1f} mm from the boundary, "
+            f"{min_clearance_mm:.1f} mm needed"
+        )
+    return explicit_world
+
+
+def center_candidates(
+    allowed: NDArray[np.bool_],
+    region: NDArray[np.bool_],
+    geometry: Geometry,
+    min_clearance_mm: float,
+    max_clearance_mm: float | None,
+    what: str,
+    rng: np.random.Generator,
+    limit: int,
+) -> list[NDArray[np.float64]]:
+    """Up to ``limit`` distinct valid centres (world RAS+ mm) in random order; see :func:`choose_center`.
+
+    Raises:
+        LesionDoesNotFitError: with the largest size that would fit, when nothing qualifies.
+    """
+    dist = clearance_mm(allowed, geometry)
     ok = region & allowed & (dist >= min_clearance_mm)
     if max_clearance_mm is not None:
         ok &= dist <= max_clearance_mm
@@ -86,6 +107,11 @@ def choose_center(
             f"{what} does not fit: the deepest point of that region is {best:.1f} mm from its boundary "
             f"(needs {min_clearance_mm:.1f} mm); ask for a smaller lesion or another location"
         )
-    pick = int(candidates[rng.integers(candidates.size)])
-    ijk = np.array(np.unravel_index(pick, allowed.shape), dtype=np.float64)
-    return geometry.voxel_to_world(ijk)
+    if limit == 1:  # one draw, as a single choice always made it
+        picks = candidates[[rng.integers(candidates.size)]]
+    else:
+        picks = candidates[rng.permutation(candidates.size)[:limit]]
+    return [
+        geometry.voxel_to_world(np.array(np.unravel_index(int(p), allowed.shape), dtype=np.float64))
+        for p in picks
+    ]

@@ -22,7 +22,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-FORMAT_VERSION = "1.1"  # 1.1: timepoints[].clinical_diameter_mm
+# 1.1: timepoints[].clinical_diameter_mm; 1.2: nodule attachment, appearance, solid components, calcification
+FORMAT_VERSION = "1.2"
 METADATA = "metadata.json"
 PREVIEW = "preview.png"
 MASK = "mask"

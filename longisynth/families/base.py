@@ -139,8 +139,10 @@ class LesionFamily(Protocol):
         """Choose the centre inside the requested region, with clearance (LesionDoesNotFitError)."""
         ...
 
-    def allowed_region(self, inputs: Inputs, anatomy: Any, box: Box, crops: Crops) -> NDArray[np.bool_]:
-        """Crop mask of the organ the lesion must stay in."""
+    def allowed_region(
+        self, inputs: Inputs, anatomy: Any, placement: Placement, box: Box, crops: Crops
+    ) -> NDArray[np.bool_]:
+        """Crop mask of the organ (or part of it) the lesion must stay in."""
         ...
 
     def grow(self, inputs: Inputs, anatomy: Any, site: Site) -> Growth:

@@ -116,7 +116,7 @@ class Glioma:
         return Placement(center, influence_mm, influence_mm + 4.0)
 
     def allowed_region(
-        self, inputs: Inputs, anatomy: BrainAnatomy, box: Box, crops: Crops
+        self, inputs: Inputs, anatomy: BrainAnatomy, placement: Placement, box: Box, crops: Crops
     ) -> NDArray[np.bool_]:
         allowed: NDArray[np.bool_] = anatomy.brain[box.slices]
         return allowed

@@ -13,24 +13,41 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from longisynth import checks as ck
+from longisynth.anatomy.attachment import PLEURA_BAND_MM, contacts_mm2
 from longisynth.anatomy.lung import LungAnatomy, lung_region, require_lungs, segment_lungs
-from longisynth.appearance.ct import nodule_labels, nodule_texture, render_nodule, visible_occupancy
+from longisynth.appearance.ct import (
+    CalcificationFoci,
+    NoduleAppearance,
+    calcification_occupancy,
+    nodule_labels,
+    nodule_texture,
+    render_nodule,
+    sample_appearance,
+    sample_calcification,
+    visible_occupancy,
+)
 from longisynth.appearance.noise import NoiseModel, estimate_noise
 from longisynth.errors import LesionDoesNotFitError
 from longisynth.families.base import Crops, Findings, Growth, Inputs, Placement, Site, typed_stream
+from longisynth.families.lung_placement import NoduleSite, crop_structures, place_nodule, smooth_lungs
 from longisynth.geometry import Box, Geometry
 from longisynth.growth.laws import diameter_schedule, fit_doubling_time
-from longisynth.growth.nodule import NoduleShape, grow_nodule, sample_nodule_shape, solid_fraction_for
+from longisynth.growth.nodule import (
+    NoduleShape,
+    SolidComponents,
+    grow_nodule,
+    sample_nodule_shape,
+    sample_solid_components,
+    solid_fraction_for,
+)
 from longisynth.io.scan import Scan
 from longisynth.measure import clinical_diameter_mm
-from longisynth.placement import choose_center, explicit_point_world
 from longisynth.refine.patches import CT_INTENSITY, Intensity
 from longisynth.result import Timepoint
-from longisynth.spec import Family, GrowthLaw, LesionSpec, NoduleType
+from longisynth.spec import Attachment, Family, GrowthLaw, LesionSpec, NoduleType
 
 SOFT_TISSUE_HU = (-100.0, 150.0)  # homogeneous tissue used to measure the scan's noise
 LUNG_AIR_HU = -400.0  # aerated lung is below this (parenchyma ≈ −900…−800 HU, docs/design.md)
-PLEURA_BAND_MM = 3.0  # near the lung surface, only aerated voxels are lung
 
 
 def fine_lung_mask(
@@ -42,9 +59,7 @@ def fine_lung_mask(
     voxel must also be aerated (so the nodule stops at the pleura, not at a block edge), deeper
     inside everything counts, so a nodule may engulf vessels as real ones do.
     """
-    coarse = anatomy.mask_in_box(geometry, box).astype(np.float32)
-    step = np.asarray(anatomy.geometry.spacing_mm) / np.asarray(geometry.spacing_mm)
-    smooth = ndimage.gaussian_filter(coarse, sigma=np.maximum(step / 2.5, 0.5)) >= 0.5
+    smooth = smooth_lungs(anatomy, geometry, box)
     depth = ndimage.distance_transform_edt(smooth, sampling=geometry.spacing_mm)
     air = ndimage.gaussian_filter(hu, 0.7) < LUNG_AIR_HU
     return smooth & ((depth > PLEURA_BAND_MM) | air)
@@ -82,8 +97,25 @@ def _describe(spec: LesionSpec) -> str:
 
 @dataclass
 class _NodulePlan:
-    shape: NoduleShape
+    site: NoduleSite
     diameters_mm: list[float]
+
+    @property
+    def shape(self) -> NoduleShape:
+        return self.site.shape
+
+
+@dataclass(frozen=True)
+class _NoduleState:
+    """What rendering needs from growth: the visible (PSF-blurred) occupancies of the nodule, its
+    solid part and its calcified foci per timepoint, and the nodule's drawn HU prior."""
+
+    visible: list[NDArray[np.float32]]
+    visible_solid: list[NDArray[np.float32]]
+    visible_calcium: list[NDArray[np.float32]] | None
+    appearance: NoduleAppearance
+    components: SolidComponents | None
+    calcification: CalcificationFoci | None
 
 
 @dataclass
@@ -100,18 +132,20 @@ class _NoduleRenderer:
         return self.noise.to_dict()
 
     def render(self, index: int, backgrounds: Crops, growth: Growth) -> Crops:
-        visible, visible_solid = growth.state
+        state: _NoduleState = growth.state
         # The same render seed at every timepoint: the lesion's noise realisation is as stable
         # over time as the untouched background's (which is identical by construction).
         image = render_nodule(
             backgrounds["ct"],
-            visible[index],
-            visible_solid[index],
+            state.visible[index],
+            state.visible_solid[index],
             self.nodule_type,
             self.noise,
             self.spacing_mm,
             self.texture,
             np.random.default_rng(self.render_seed),
+            appearance=state.appearance,
+            calcified=None if state.visible_calcium is None else state.visible_calcium[index],
         )
         return {"ct": image}
 
@@ -140,40 +174,37 @@ class LungNodule:
         loc = spec.location
         region = lung_region(anatomy, loc.side, loc.level, loc.lung_lobe, loc.depth)
         shape = sample_nodule_shape(spec.shape, typed_stream(rng["shape"], spec.nodule_type.value))
+        site = place_nodule(inputs, anatomy, shape, diameters, region, _describe(spec))
         axial = geometry.world_axis_index(2)[0]
-        r_max_mm = max(shape.body_radius_mm(d, axial) for d in diameters)  # spicules may reach the pleura
-        coarse_step = max(anatomy.geometry.spacing_mm)
-        if loc.juxtapleural:
-            lo, hi = 0.4 * r_max_mm, 0.8 * r_max_mm + coarse_step
-        else:
-            # clearance: the lesion, 1.5 mm of lung, half a coarse voxel of mask uncertainty and one
-            # half input voxel of partial-volume edge
-            lo, hi = r_max_mm + 1.5 + 0.5 * coarse_step + 0.5 * max(geometry.spacing_mm), None
-        center = choose_center(
-            anatomy.lungs,
-            region,
-            anatomy.geometry,
-            lo,
-            hi,
-            explicit_point_world(loc, geometry),
-            _describe(spec),
-            rng["place"],
-        )
-        reach_mm = max(shape.bounding_radius_mm(d, axial) for d in diameters)
+        reach_mm = max(site.shape.bounding_radius_mm(d, axial) for d in diameters)
         influence_mm = 2.0 * reach_mm + 4.0
-        return Placement(center, influence_mm, influence_mm + 2.0, _NodulePlan(shape, diameters))
+        return Placement(site.center_world, influence_mm, influence_mm + 2.0, _NodulePlan(site, diameters))
 
     def allowed_region(
-        self, inputs: Inputs, anatomy: LungAnatomy, box: Box, crops: Crops
+        self, inputs: Inputs, anatomy: LungAnatomy, placement: Placement, box: Box, crops: Crops
     ) -> NDArray[np.bool_]:
-        return fine_lung_mask(anatomy, inputs.scans["ct"].geometry, box, crops["ct"])
+        allowed = fine_lung_mask(anatomy, inputs.scans["ct"].geometry, box, crops["ct"])
+        site: NoduleSite = placement.plan.site
+        if site.attachment == Attachment.PERIFISSURAL and inputs.labels is not None:
+            # the fissure is the lobe's boundary: a reader's contour stops at it
+            allowed &= np.asarray(inputs.labels[box.slices]) == site.lobe
+        return allowed
 
     def grow(self, inputs: Inputs, anatomy: LungAnatomy, site: Site) -> Growth:
-        spec = inputs.spec
-        assert spec.nodule_type is not None
+        spec, rng = inputs.spec, inputs.rng
+        assert spec.nodule_type is not None and spec.calcification is not None
         plan: _NodulePlan = site.placement.plan
         geometry = inputs.scans["ct"].geometry
         axial = geometry.world_axis_index(2)[0]
+        fraction = solid_fraction_for(spec.nodule_type, spec.solid_fraction)
+        components = None
+        if spec.nodule_type == NoduleType.PART_SOLID:
+            components = sample_solid_components(
+                fraction, plan.shape, typed_stream(rng["shape"], "components")
+            )
+        look = typed_stream(rng["texture"], f"{spec.nodule_type.value}/appearance")
+        appearance = sample_appearance(look)
+        foci = sample_calcification(spec.calcification, look)
 
         def clinical_size(occupancy: NDArray[np.float32]) -> float:
             visible = visible_occupancy(occupancy, geometry.spacing_mm)
@@ -187,9 +218,10 @@ class LungNodule:
             plan.diameters_mm,
             plan.shape,
             allowed=site.allowed,
-            solid_fraction=solid_fraction_for(spec.nodule_type, spec.solid_fraction),
+            solid_fraction=fraction,
             size_of=clinical_size,
             axial_axis=axial,
+            components=components,
         )
         # What the scanner shows (PSF-blurred) and what a reader outlines on it.
         visible = [visible_occupancy(o, geometry.spacing_mm) for o in growth.occupancy]
@@ -198,7 +230,22 @@ class LungNodule:
             nodule_labels(o, so, allowed=site.allowed) for o, so in zip(visible, visible_solid, strict=True)
         ]
         support = np.any([o > 0 for o in visible], axis=0)
-        return Growth(masks, support, occupancy=list(growth.occupancy), state=(visible, visible_solid))
+        calcium = None
+        if foci is not None:
+            calcium = [
+                visible_occupancy(
+                    np.minimum(
+                        calcification_occupancy(
+                            foci, site.box.shape, geometry.spacing_mm, site.center_vox, s
+                        ),
+                        o,
+                    ),
+                    geometry.spacing_mm,
+                )
+                for s, o in zip(growth.scale_mm, growth.occupancy, strict=True)
+            ]
+        state = _NoduleState(visible, visible_solid, calcium, appearance, components, foci)
+        return Growth(masks, support, occupancy=list(growth.occupancy), state=state)
 
     def renderer(self, inputs: Inputs, anatomy: LungAnatomy, box: Box) -> _NoduleRenderer:
         spec, rng = inputs.spec, inputs.rng
@@ -224,28 +271,46 @@ class LungNodule:
                 "lobes are approximated from lung geometry (no label map given): "
                 "upper/middle/lower is a cranio-caudal split, not a fissure segmentation"
             )
-        if loc.juxtapleural:
+        placed = plan.site
+        state: _NoduleState = growth.state
+        notes.extend(placed.notes)
+        if placed.attachment in (Attachment.JUXTAPLEURAL, Attachment.PERIFISSURAL):
+            what = "pleura" if placed.attachment == Attachment.JUXTAPLEURAL else "fissure"
             notes.append(
-                "juxtapleural nodule: the pleura clips the lesion, so volumes can fall below the growth law"
+                f"{placed.attachment.value} nodule: the {what} clips the lesion, so volumes can fall "
+                "below the growth law"
             )
+        structures = crop_structures(inputs, anatomy, site.box)
+        final = growth.masks[-1] > 0
+        contacts = contacts_mm2(final, structures, placed.lobe, inputs.scans["ct"].geometry.spacing_mm)
         return Findings(
-            checks=_nodule_checks(spec, timepoints, plan.diameters_mm),
+            checks=_nodule_checks(spec, placed.attachment, timepoints, plan.diameters_mm),
             notes=notes,
             simulation={
                 "lobes_exact": anatomy.lobes_exact,
                 "nodule_shape": plan.shape.to_dict(),
                 "requested_diameters_mm": [round(d, 4) for d in plan.diameters_mm],
+                "nodule_appearance": state.appearance.to_dict(),
+                "solid_components": None if state.components is None else state.components.to_dict(),
+                "calcification": None if state.calcification is None else state.calcification.to_dict(),
+                "attachment": {
+                    "type": placed.attachment.value if placed.attachment else None,
+                    "drawn": placed.drawn,
+                    "contact_mm2_last_timepoint": contacts,
+                },
             },
         )
 
 
-def _nodule_checks(spec: LesionSpec, timepoints: list[Timepoint], diameters: list[float]) -> list[ck.Check]:
+def _nodule_checks(
+    spec: LesionSpec, attachment: Attachment | None, timepoints: list[Timepoint], diameters: list[float]
+) -> list[ck.Check]:
     out: list[ck.Check] = []
     # The law is checked on the simulated (partial-volume) volumes: a mask of a few dozen voxels
     # cannot resolve 5 %. The mask volumes are in the metadata beside them.
     vols = np.array([tp.simulated_volume_mm3 for tp in timepoints])
     d = np.asarray(diameters)
-    if vols[-1] > 0 and not spec.location.juxtapleural:
+    if vols[-1] > 0 and attachment not in (Attachment.JUXTAPLEURAL, Attachment.PERIFISSURAL):
         expected = (d / d[-1]) ** 3
         err = float(np.max(np.abs(vols / vols[-1] - expected) / expected))
         out.append(ck.check("volume_law_relative_error", err))

@@ -210,6 +210,22 @@ def sample_nodule_shape(kind: ShapeKind, rng: np.random.Generator) -> NoduleShap
     )
 
 
+def lentiform(shape: NoduleShape, normal: NDArray[np.float64], thickness: float) -> NoduleShape:
+    """The shape flattened along ``normal`` (unit vector, array-axis mm space) to ``thickness`` of its
+    width: a perifissural nodule lying against a fissure. Its two longer axes (and their ratio)
+    are kept, turned into the plane normal to ``normal``; lobulation and spicules are kept."""
+    n = np.asarray(normal, dtype=np.float64)
+    n = n / np.linalg.norm(n)
+    axes = np.sort(np.linalg.eigvalsh(shape.ellipsoid) ** -0.5)[::-1]  # semi-axes, longest first
+    helper = np.eye(3)[int(np.argmin(np.abs(n)))]
+    e1 = np.cross(n, helper)
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(n, e1)
+    rot = np.stack([e1, e2, n], axis=1)
+    flat = np.array([axes[0], axes[1], thickness * axes[0]])
+    return _complete(replace(shape, ellipsoid=rot @ np.diag(1.0 / flat**2) @ rot.T))
+
+
 def shape_from_dict(params: dict[str, Any]) -> NoduleShape:
     """Rebuild a shape from :meth:`NoduleShape.to_dict` (e.g. from a study's ``metadata.json``)."""
     a = {k: np.asarray(params[k], dtype=np.float64) for k in _PARAMS}
@@ -267,6 +283,44 @@ def solid_fraction_for(nodule_type: NoduleType, solid_fraction: float | None = N
     if nodule_type == NoduleType.GROUND_GLASS:
         return 0.0
     return DEFAULT_SOLID_FRACTION if solid_fraction is None else float(solid_fraction)
+
+
+@dataclass(frozen=True, eq=False)
+class SolidComponents:
+    """The solid components of a part-solid nodule, relative to the nodule.
+
+    Attributes:
+        offsets: component centres (k, 3) from the nodule centre, in units of the nodule's mean
+            radius at the last timepoint (array-axis mm space); fixed in place as the nodule grows.
+        radii: component mean radii (k,) as fractions of the nodule's mean radius; they grow with it.
+        shapes: each component's (smooth, mildly irregular) surface.
+    """
+
+    offsets: NDArray[np.float64]
+    radii: NDArray[np.float64]
+    shapes: tuple[NoduleShape, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"offsets": self.offsets.round(4).tolist(), "radii": self.radii.round(4).tolist()}
+
+
+# Number of solid components of a part-solid nodule: mostly one, sometimes two or three (the
+# shared LIDC-IDRI crops with texture score 3 show one to three dense foci in the ground glass).
+SOLID_COMPONENT_COUNTS = (1, 2, 3)
+SOLID_COMPONENT_P = (0.6, 0.3, 0.1)
+
+
+def sample_solid_components(fraction: float, body: NoduleShape, rng: np.random.Generator) -> SolidComponents:
+    """Draw the solid components of a part-solid nodule whose solid-core diameter is ``fraction``
+    of the nodule's: together they hold the volume of one core of that size (fraction³ of the
+    nodule), split at random, each placed off-centre but inside the ground glass."""
+    k = int(rng.choice(SOLID_COMPONENT_COUNTS, p=SOLID_COMPONENT_P))
+    share = rng.dirichlet(np.full(k, 2.0))
+    radii = fraction * share ** (1.0 / 3.0)
+    room = np.maximum(0.85 * body.min_factor - radii, 0.0)
+    offsets = _unit_vectors(k, rng) * (room * np.sqrt(rng.uniform(0.0, 1.0, size=k)))[:, None]
+    shapes = tuple(sample_nodule_shape(ShapeKind.SMOOTH, rng) for _ in range(k))
+    return SolidComponents(offsets, radii, shapes)
 
 
 class _Field:
@@ -384,6 +438,7 @@ def grow_nodule(
     solid_fraction: float | None = None,
     size_of: Callable[[NDArray[np.float32]], float] | None = None,
     axial_axis: int | None = None,
+    components: SolidComponents | None = None,
 ) -> NoduleGrowth:
     """Occupancies of one nodule at every timepoint, nested whenever the diameter grows.
 
@@ -405,6 +460,8 @@ def grow_nodule(
         size_of: measures an occupancy (crop grid) in mm — the size convention of ``diameters_mm``
             (None: the longest diameter of the mask); with it, ``axial_axis`` (the crop's slice
             axis) gives the analytic first guess (:meth:`NoduleShape.axial_size`).
+        components: the solid components of a part-solid nodule (:func:`sample_solid_components`);
+            None: one core of ``solid_fraction`` of the nodule, concentric, of the same shape.
 
     Raises:
         LesionDoesNotFitError: when the nodule reaches the border of the crop (it would be cut).
@@ -454,12 +511,34 @@ def grow_nodule(
         solid = occ
     elif fraction == 0.0:
         solid = [np.zeros(crop_shape, dtype=np.float32) for _ in scales]
-    else:
+    elif components is None:
         solid = occupancies([s * fraction for s in scales])
+    else:
+        solid = _component_occupancies(crop_shape, spacing_mm, center_vox, scales, components, occ)
     if mask is not None:
         occ = [(o * mask).astype(np.float32) for o in occ]
         solid = occ if fraction == 1.0 else [(o * mask).astype(np.float32) for o in solid]
     return NoduleGrowth(occupancy=occ, solid_occupancy=solid, scale_mm=scales)
+
+
+def _component_occupancies(
+    crop_shape: tuple[int, int, int],
+    spacing_mm: tuple[float, float, float],
+    center_vox: NDArray[np.floating] | tuple[float, float, float],
+    scales: list[float],
+    components: SolidComponents,
+    occupancy: list[NDArray[np.float32]],
+) -> list[NDArray[np.float32]]:
+    """Union of the solid components at every timepoint, inside the nodule (never above its
+    occupancy); components stay where they are and grow with the nodule's scale."""
+    last = max(scales, default=0.0)
+    out = [np.zeros(crop_shape, dtype=np.float32) for _ in scales]
+    for offset, radius, shape in zip(components.offsets, components.radii, components.shapes, strict=True):
+        center = np.asarray(center_vox, dtype=np.float64) + offset * last / np.asarray(spacing_mm)
+        field = _Field(crop_shape, spacing_mm, center, shape, radius * last)
+        for i, s in enumerate(scales):
+            out[i] = np.maximum(out[i], field.occupancy(radius * s)[0])
+    return [np.minimum(o, occ) for o, occ in zip(out, occupancy, strict=True)]
 
 
 def _calibrate_scale_per_mm(

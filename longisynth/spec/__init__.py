@@ -9,6 +9,7 @@
 """
 
 from longisynth.spec.defaults import (
+    ATTACHMENT_FREQUENCIES,
     DEFAULT_D_WHITE_MM2_PER_DAY,
     DEFAULT_DURATION_DAYS,
     DEFAULT_GLIOMA_DIAMETER_MM,
@@ -22,7 +23,9 @@ from longisynth.spec.defaults import (
 from longisynth.spec.resolve import resolve_spec
 from longisynth.spec.schema import (
     TOTALSEG_LOBE_LABELS,
+    Attachment,
     BrainLobe,
+    Calcification,
     Contrast,
     Depth,
     Family,
@@ -42,6 +45,7 @@ from longisynth.spec.schema import (
 )
 
 __all__ = [
+    "ATTACHMENT_FREQUENCIES",
     "DEFAULT_DURATION_DAYS",
     "DEFAULT_D_WHITE_MM2_PER_DAY",
     "DEFAULT_GLIOMA_DIAMETER_MM",
@@ -51,7 +55,9 @@ __all__ = [
     "DEFAULT_SOLID_FRACTION",
     "DEFAULT_VDT_DAYS",
     "TOTALSEG_LOBE_LABELS",
+    "Attachment",
     "BrainLobe",
+    "Calcification",
     "Contrast",
     "Depth",
     "Family",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from longisynth.spec.schema import Family, GliomaGrade, NoduleType
+from longisynth.spec.schema import Attachment, Family, GliomaGrade, NoduleType
 
 # Mean volume-doubling times of malignant nodules (PMC5945695): solid 267 d, part-solid 598 d,
 # pure ground-glass 848 d.
@@ -24,6 +24,17 @@ DEFAULT_D_WHITE_MM2_PER_DAY: dict[GliomaGrade, float] = {GliomaGrade.LOW: 0.0065
 DEFAULT_N_TIMEPOINTS = 4
 DEFAULT_DURATION_DAYS: dict[Family, float] = {Family.LUNG_NODULE: 365.0, Family.GLIOMA: 180.0}
 DEFAULT_SOLID_FRACTION = 0.5
+# What a nodule touches, when the request does not say (docs/design.md §3.1). Rounded from screening
+# series: about a quarter of nodules abut the pleura and a fifth a vessel in LIDC-IDRI-based CAD
+# studies, and perifissural nodules are ≈ 20 % of non-calcified solid nodules in NELSON (de Hoop et
+# al., Radiology 2012), ≈ 10 % of all types. Perifissural needs a lobe label map (fissures); without
+# one, or where no vessel / fissure fits, the draw is renormalised over what the scan offers.
+ATTACHMENT_FREQUENCIES: dict[Attachment, float] = {
+    Attachment.ISOLATED: 0.45,
+    Attachment.JUXTAPLEURAL: 0.25,
+    Attachment.JUXTAVASCULAR: 0.20,
+    Attachment.PERIFISSURAL: 0.10,
+}
 
 
 def fleischner_schedule_days(nodule_type: NoduleType, diameter_mm: float) -> list[float]:

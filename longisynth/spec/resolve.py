@@ -13,6 +13,8 @@ import numpy as np
 from longisynth.errors import InvalidInputError
 from longisynth.spec import defaults
 from longisynth.spec.schema import (
+    Attachment,
+    Calcification,
     Family,
     GliomaGrade,
     GrowthLaw,
@@ -65,7 +67,8 @@ def resolve_spec(spec: LesionSpec, modality: Modality, rng: np.random.Generator)
         s.growth.law = s.growth.law or GrowthLaw.EXPONENTIAL
         if s.growth.law == GrowthLaw.REACTION_DIFFUSION:
             raise InvalidInputError("reaction-diffusion growth is for gliomas; use exponential or gompertz")
-        s.location.juxtapleural = bool(s.location.juxtapleural)
+        _resolve_attachment(s)
+        s.calcification = s.calcification or Calcification.NONE
         s.mass_effect = True if s.mass_effect is None else s.mass_effect
     else:
         s.grade = s.grade or GliomaGrade.HIGH
@@ -81,6 +84,10 @@ def resolve_spec(spec: LesionSpec, modality: Modality, rng: np.random.Generator)
         s.growth.diffusion_mm2_per_day = (
             s.growth.diffusion_mm2_per_day or defaults.DEFAULT_D_WHITE_MM2_PER_DAY[s.grade]
         )
+        if s.location.attachment is not None or s.location.juxtapleural:
+            raise InvalidInputError("attachment (pleura, vessel, fissure) is for lung nodules, not gliomas")
+        if s.calcification not in (None, Calcification.NONE):
+            raise InvalidInputError("calcification patterns are for lung nodules, not gliomas")
         s.location.juxtapleural = False
         s.mass_effect = True if s.mass_effect is None else s.mass_effect
 
@@ -88,6 +95,25 @@ def resolve_spec(spec: LesionSpec, modality: Modality, rng: np.random.Generator)
     if s.seed is None:
         s.seed = int(rng.integers(0, 2**31 - 1))
     return s
+
+
+def _resolve_attachment(s: LesionSpec) -> None:
+    """Make ``juxtapleural`` and ``attachment`` agree; an unset attachment stays unset (the family
+    draws it from :data:`~longisynth.spec.defaults.ATTACHMENT_FREQUENCIES` over what the scan offers)."""
+    loc = s.location
+    if loc.attachment is None:
+        if loc.juxtapleural:
+            loc.attachment = Attachment.JUXTAPLEURAL
+        return
+    wants_pleura = loc.attachment == Attachment.JUXTAPLEURAL
+    if loc.juxtapleural is not None and loc.juxtapleural != wants_pleura:
+        raise InvalidInputError(
+            f"a {loc.attachment.value} nodule is "
+            + ("" if wants_pleura else "not ")
+            + "juxtapleural, but juxtapleural is "
+            + str(loc.juxtapleural).lower()
+        )
+    loc.juxtapleural = wants_pleura
 
 
 def _resolve_times_and_sizes(s: LesionSpec) -> None:

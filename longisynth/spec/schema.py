@@ -51,6 +51,24 @@ class ShapeKind(StrEnum):
     SPICULATED = "spiculated"
 
 
+class Attachment(StrEnum):
+    """What a lung nodule touches (docs/design.md §3.1)."""
+
+    ISOLATED = "isolated"  # surrounded by aerated lung
+    JUXTAPLEURAL = "juxtapleural"  # broad contact with the costal / mediastinal / diaphragmatic pleura
+    JUXTAVASCULAR = "juxtavascular"  # a pulmonary vessel runs into the nodule
+    PERIFISSURAL = "perifissural"  # lentiform, against an interlobar fissure (needs lobe labels)
+
+
+class Calcification(StrEnum):
+    """Benign calcification patterns of a lung nodule (never drawn by default)."""
+
+    NONE = "none"
+    CENTRAL = "central"  # a central nidus
+    LAMINATED = "laminated"  # concentric rings
+    POPCORN = "popcorn"  # scattered chunky foci (hamartoma)
+
+
 class Side(StrEnum):
     LEFT = "left"
     RIGHT = "right"
@@ -129,7 +147,17 @@ class Location(_Model):
     depth: Depth | None = Field(
         None, description="Central (perihilar / deep) or peripheral (subpleural / cortical)."
     )
-    juxtapleural: bool | None = Field(None, description="Nodule attached to the pleura.")
+    juxtapleural: bool | None = Field(
+        None,
+        description="Nodule attached to the pleura (true: attachment juxtapleural; false: any other).",
+    )
+    attachment: Attachment | None = Field(
+        None,
+        description=(
+            "Lung nodules: isolated, juxtapleural, juxtavascular or perifissural (the last needs a "
+            "lobe label map). Unset: drawn from clinical frequencies."
+        ),
+    )
     point_mm: Vec3 | None = Field(None, description="Lesion centre in world RAS+ coordinates, mm.")
     point_voxel: Vec3 | None = Field(
         None, description="Lesion centre as voxel indices (i, j, k) of the input."
@@ -173,6 +201,9 @@ class LesionSpec(_Model):
         None, gt=0, lt=1, description="Part-solid nodules: solid-core diameter / nodule diameter."
     )
     shape: ShapeKind | None = None
+    calcification: Calcification | None = Field(
+        None, description="Lung nodules: benign calcification pattern (default none)."
+    )
     location: Location = Field(default_factory=Location)
     growth: GrowthSpec = Field(default_factory=GrowthSpec)
     timepoints_days: list[float] | None = Field(

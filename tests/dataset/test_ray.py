@@ -62,12 +62,12 @@ def test_failures_on_ray_are_error_rows_and_infeasible_memory_is_refused(
         tmp_path / "d",
         phantom_inputs / "scans.csv",
         cases_per_scan=1,
-        sample={"diameter_mm": {"choice": [12, 70]}, "n_timepoints": {"integers": [2, 2]}},
+        sample={"diameter_mm": {"choice": [12, 120]}, "n_timepoints": {"integers": [2, 2]}},
         stratify=[{"field": "diameter_mm"}],
     )
     report = run_dataset(load_design(design_path), design_path.parent, tmp_path / "out", backend="ray")
     statuses = {(r["diameter_mm"], r["status"]) for r in report.rows}
-    assert statuses == {(12.0, "ok"), (70.0, "error")}  # a 70 mm nodule does not fit
+    assert statuses == {(12.0, "ok"), (120.0, "error")}  # 120 mm: wider than the lungs
     assert all("\n" not in r["error"] for r in report.rows)
 
     # more memory per case than the whole cluster has would wait forever in Ray: refused up front

@@ -108,12 +108,13 @@ def test_killed_run_resumes_without_redoing_finished_cases(tmp_path: Path, phant
 
 def test_corrupt_scan_and_impossible_lesion_are_error_rows(tmp_path: Path) -> None:
     manifest = make_inputs(tmp_path / "in", n_scans=2, corrupt=True)
-    # half the cases ask for a 70 mm nodule in a ≈ 10 cm lobe: it cannot fit
+    # half the cases ask for a 120 mm nodule in lungs ≈ 10 cm deep: it cannot fit (70 mm can, against
+    # the chest wall)
     design_path = write_design(
         tmp_path / "d",
         manifest,
         cases_per_scan=2,
-        sample={"diameter_mm": {"choice": [12, 70]}, "n_timepoints": {"integers": [2, 2]}},
+        sample={"diameter_mm": {"choice": [12, 120]}, "n_timepoints": {"integers": [2, 2]}},
         stratify=[{"field": "diameter_mm"}],
     )
     report = run_dataset(load_design(design_path), design_path.parent, tmp_path / "out")
@@ -122,7 +123,7 @@ def test_corrupt_scan_and_impossible_lesion_are_error_rows(tmp_path: Path) -> No
     broken = [r for r in rows.values() if r["scan_id"] == "broken"]
     assert len(broken) == 2
     assert all(r["status"] == "error" and "broken.nii.gz" in r["error"] for r in broken)
-    too_big = [r for r in rows.values() if r["scan_id"] != "broken" and float(r["diameter_mm"]) == 70]
+    too_big = [r for r in rows.values() if r["scan_id"] != "broken" and float(r["diameter_mm"]) == 120]
     assert len(too_big) == 2
     assert all(r["status"] == "error" and "mm" in r["error"] and "\n" not in r["error"] for r in too_big)
     ok = [r for r in rows.values() if r["status"] == "ok"]

@@ -233,3 +233,27 @@ def test_nodule_types_with_one_seed_have_their_own_shapes(phantom_scan) -> None:
 def test_structured_overrides_are_validated(phantom_scan, prompt, spec, seed, message) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InvalidInputError, match=message):
         longisynth.generate(phantom_scan, prompt, spec, seed=seed)
+
+
+def test_calcification_only_when_asked(phantom_scan) -> None:  # type: ignore[no-untyped-def]
+    """Benign calcification is never drawn by default; asked for, calcium (> 200 HU) shows inside."""
+    plain = longisynth.generate(phantom_scan, "solid nodule 12 mm, stable, 2 scans over 1 year", seed=2)
+    assert plain.spec.calcification.value == "none" and plain.extra["calcification"] is None
+    hu_plain = plain.timepoints[-1].crops["ct"].astype(float)[plain.timepoints[-1].mask > 0]
+    assert np.percentile(hu_plain, 99) < 200.0
+    calcified = longisynth.generate(
+        phantom_scan, "centrally calcified solid nodule 12 mm, stable, 2 scans over 1 year", seed=2
+    )
+    assert calcified.extra["calcification"]["pattern"] == "central"
+    tp = calcified.timepoints[-1]
+    assert np.percentile(tp.crops["ct"].astype(float)[tp.mask > 0], 95) > 200.0
+
+
+def test_part_solid_has_drawn_solid_components(phantom_scan) -> None:  # type: ignore[no-untyped-def]
+    study = longisynth.generate(phantom_scan, "part-solid nodule 16 mm, 2 scans over 6 months", seed=5)
+    comps = study.extra["solid_components"]
+    assert 1 <= len(comps["radii"]) <= 3 and len(comps["offsets"]) == len(comps["radii"])
+    mask = study.timepoints[-1].mask
+    assert (mask == 1).any() and (mask == 2).sum() > (mask == 1).sum()  # solid inside ground glass
+    look = study.extra["nodule_appearance"]
+    assert -750 <= look["ggo_mean_hu"] <= -450 and -20 <= look["solid_mean_hu"] <= 100

@@ -19,6 +19,7 @@ from longisynth.growth.nodule import (
     longest_diameter_mm,
     nodule_occupancy,
     sample_nodule_shape,
+    sample_solid_components,
     shape_from_dict,
     solid_fraction_for,
 )
@@ -205,3 +206,36 @@ def test_masks_nest_whenever_the_diameter_grows(kind: ShapeKind, seed: int, diam
     order = np.argsort(diameters, kind="stable")
     for i, j in itertools.pairwise(order):
         assert np.all(growth.occupancy[i] <= growth.occupancy[j])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_part_solid_components_are_drawn_inside_the_ground_glass(seed: int) -> None:
+    """1–3 solid components, off-centre, inside the nodule at every timepoint, holding about the
+    volume of one core of ``solid_fraction``; the union grows with the nodule."""
+    rng = np.random.default_rng(seed)
+    shape = sample_nodule_shape(ShapeKind.SMOOTH, rng)
+    comps = sample_solid_components(0.5, shape, rng)
+    assert 1 <= len(comps.radii) <= 3 and len(comps.shapes) == len(comps.radii)
+    assert np.sum(comps.radii**3) == pytest.approx(0.5**3)
+    reach = np.linalg.norm(comps.offsets, axis=1) + comps.radii
+    assert np.all(reach <= 0.85 * shape.min_factor + 1e-9)  # whole components sit in the body
+    spacing = ANISO
+    crop, center = _crop_for(shape, 20.0, spacing)
+    g = grow_nodule(crop, spacing, center, [14.0, 20.0], shape, solid_fraction=0.5, components=comps)
+    for occ, solid in zip(g.occupancy, g.solid_occupancy, strict=True):
+        assert np.all(solid <= occ) and solid.max() == pytest.approx(1.0)
+    assert np.all(g.solid_occupancy[0] <= g.solid_occupancy[1] + 1e-6)
+    # about the core's volume (partial volume and clipping by the body blur it a little)
+    v_solid = float(g.solid_occupancy[1].sum()) / float(g.occupancy[1].sum())
+    assert 0.5 * 0.5**3 < v_solid < 1.6 * 0.5**3
+
+
+def test_components_differ_from_a_concentric_core() -> None:
+    rng = np.random.default_rng(11)
+    shape = sample_nodule_shape(ShapeKind.SMOOTH, rng)
+    comps = sample_solid_components(0.5, shape, np.random.default_rng(12))
+    crop, center = _crop_for(shape, 16.0, ANISO)
+    core = grow_nodule(crop, ANISO, center, [16.0], shape, solid_fraction=0.5)
+    parts = grow_nodule(crop, ANISO, center, [16.0], shape, solid_fraction=0.5, components=comps)
+    assert np.array_equal(core.occupancy[0], parts.occupancy[0])  # the same ground glass
+    assert not np.array_equal(core.solid_occupancy[0], parts.solid_occupancy[0])

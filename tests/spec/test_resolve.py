@@ -11,10 +11,13 @@ from pydantic import ValidationError
 from longisynth.errors import InvalidInputError
 from longisynth.spec import (
     DEFAULT_VDT_DAYS,
+    Attachment,
+    Calcification,
     Family,
     GliomaGrade,
     GrowthLaw,
     LesionSpec,
+    Location,
     Modality,
     NoduleType,
     Schedule,
@@ -113,3 +116,21 @@ def test_regressing_and_gompertz() -> None:
     assert r.baseline_diameter_mm == pytest.approx(20.0, rel=1e-3)  # 3 halvings of volume = ×2 diameter
     g = resolve_spec(LesionSpec(growth={"law": "gompertz"}, diameter_mm=20), Modality.CT, RNG)
     assert g.growth.max_diameter_mm > 20 > g.baseline_diameter_mm
+
+
+def test_attachment_and_juxtapleural_agree() -> None:
+    rng = np.random.default_rng(0)
+    s = resolve_spec(LesionSpec(location=Location(juxtapleural=True)), Modality.CT, rng)
+    assert s.location.attachment == Attachment.JUXTAPLEURAL and s.calcification == Calcification.NONE
+    s = resolve_spec(LesionSpec(location=Location(attachment=Attachment.JUXTAVASCULAR)), Modality.CT, rng)
+    assert s.location.juxtapleural is False
+    s = resolve_spec(LesionSpec(), Modality.CT, rng)
+    assert s.location.attachment is None  # drawn by the family over what the scan offers
+    with pytest.raises(InvalidInputError, match="juxtapleural is true"):
+        resolve_spec(
+            LesionSpec(location=Location(juxtapleural=True, attachment=Attachment.ISOLATED)), Modality.CT, rng
+        )
+    with pytest.raises(InvalidInputError, match="for lung nodules"):
+        resolve_spec(LesionSpec(location=Location(attachment=Attachment.ISOLATED)), Modality.MR, rng)
+    with pytest.raises(InvalidInputError, match="for lung nodules"):
+        resolve_spec(LesionSpec(family="glioma", calcification=Calcification.POPCORN), Modality.MR, rng)

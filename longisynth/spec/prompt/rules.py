@@ -393,6 +393,33 @@ RULES: list[Rule] = [
     ),
     _rule(r"\b(?P<lobe>frontal|parietal|temporal|occipital)(?:\s+(?:lobe|region|cortex))?\b", place(GLIOMA)),
     _rule(r"\b(?P<side>right|left)\s+(?:cerebral\s+)?hemisphere\b", place(GLIOMA)),
+    # benign calcification (before depth: "centrally calcified" is not a central nodule)
+    _rule(r"\b(?:non[\s-]?calcified|without\s+calcifications?)\b", {"calcification": "none", **LUNG}),
+    _rule(
+        r"\b(?:laminated|lamellar|concentric(?:ally)?|onion[\s-]?skin)\s+calcifi(?:ed|cations?)\b",
+        {"calcification": "laminated", **LUNG},
+    ),
+    _rule(r"\bpopcorn(?:[\s-]+(?:like\s+)?calcifi(?:ed|cations?))?\b", {"calcification": "popcorn", **LUNG}),
+    _rule(
+        r"\b(?:central(?:ly)?|diffusely)\s+calcifi(?:ed|cations?)\b|\bcalcified\s+(?:granuloma|nidus)\b"
+        r"|\bcalcified\b",
+        {"calcification": "central", **LUNG},
+    ),
+    # attachment: vessel, fissure, none
+    _rule(
+        r"\bjuxta[\s-]?vascular\b|\b(?:attached|adjacent|abutting|touching|along|on)\s+(?:to\s+)?"
+        r"(?:an?\s+|the\s+)?(?:pulmonary\s+)?(?:vessel|artery|vein)s?\b|\bvessel[\s-]attached\b",
+        {"location.attachment": "juxtavascular", **LUNG},
+    ),
+    _rule(
+        r"\bperi[\s-]?fissural\b|\b(?:attached|adjacent|abutting|touching|along|on|against)\s+(?:to\s+)?"
+        r"(?:an?\s+|the\s+)?(?:(?:major|minor|oblique|horizontal|interlobar)\s+)?fissure\b",
+        {"location.attachment": "perifissural", **LUNG},
+    ),
+    _rule(
+        r"\bisolated\b|\bfree[\s-]?standing\b|\bnot\s+attached\s+to\s+anything\b",
+        {"location.attachment": "isolated", **LUNG},
+    ),
     # depth, pleura, side
     _rule(
         r"\b(?:central(?:ly)?|perihilar|para[\s-]?hilar|hilar|deep(?:\s+white\s+matter)?|periventricular)\b",
