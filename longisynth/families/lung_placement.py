@@ -144,9 +144,7 @@ def _at_point(
     explicit: NDArray[np.float64],
 ) -> NoduleSite:
     geometry = inputs.scans["ct"].geometry
-    axial = geometry.world_axis_index(2)[0]
-    r_max_mm = max(shape.body_radius_mm(d, axial) for d in diameters_mm)
-    lo = r_max_mm + 1.5 + 0.5 * max(anatomy.geometry.spacing_mm) + 0.5 * max(geometry.spacing_mm)
+    lo, _ = _clearance_mm(inputs, anatomy, shape, diameters_mm, Attachment.ISOLATED)
     rng = inputs.rng["place"]
     center = choose_center(anatomy.lungs, region, anatomy.geometry, lo, None, explicit, what, rng)
     lobe = 0
@@ -172,17 +170,9 @@ def _place(
     asked: bool,
 ) -> NoduleSite:
     geometry = inputs.scans["ct"].geometry
-    axial = geometry.world_axis_index(2)[0]
-    r_max_mm = max(shape.body_radius_mm(d, axial) for d in diameters_mm)
-    coarse_step = max(anatomy.geometry.spacing_mm)
     if asked:
         what = f"{what} ({attachment.value})"
-    if attachment == Attachment.JUXTAPLEURAL:
-        lo, hi = 0.4 * r_max_mm, 0.8 * r_max_mm + coarse_step
-    else:
-        # clearance: the lesion, 1.5 mm of lung, half a coarse voxel of mask uncertainty and one
-        # half input voxel of partial-volume edge
-        lo, hi = r_max_mm + 1.5 + 0.5 * coarse_step + 0.5 * max(geometry.spacing_mm), None
+    lo, hi = _clearance_mm(inputs, anatomy, shape, diameters_mm, attachment)
     if attachment == Attachment.PERIFISSURAL:
         if not anatomy.lobes_exact:
             raise LesionDoesNotFitError(
@@ -212,6 +202,24 @@ def _place(
         f"{what} does not fit: {where} {_requirement(attachment)}; "
         "ask for another attachment, location or size"
     )
+
+
+def _clearance_mm(
+    inputs: Inputs,
+    anatomy: LungAnatomy,
+    shape: NoduleShape,
+    diameters_mm: list[float],
+    attachment: Attachment,
+) -> tuple[float, float | None]:
+    """Least and (juxtapleural) largest distance of the centre from the lung surface, mm."""
+    geometry = inputs.scans["ct"].geometry
+    r_max_mm = max(shape.body_radius_mm(d, geometry.world_axis_index(2)[0]) for d in diameters_mm)
+    coarse_step = max(anatomy.geometry.spacing_mm)
+    if attachment == Attachment.JUXTAPLEURAL:
+        return 0.4 * r_max_mm, 0.8 * r_max_mm + coarse_step
+    # the lesion, 1.5 mm of lung, half a coarse voxel of mask uncertainty and half an input voxel
+    # of partial-volume edge
+    return r_max_mm + 1.5 + 0.5 * coarse_step + 0.5 * max(geometry.spacing_mm), None
 
 
 def _requirement(attachment: Attachment) -> str:
