@@ -63,9 +63,10 @@ def choose_center(
         LesionDoesNotFitError: with the largest size that would fit, when nothing qualifies.
     """
     if explicit_world is None:
-        return center_candidates(allowed, region, geometry, min_clearance_mm, max_clearance_mm, what, rng, 1)[
-            0
-        ]
+        (center,) = center_candidates(
+            allowed, region, geometry, min_clearance_mm, max_clearance_mm, what, rng, 1
+        )
+        return center
     dist = clearance_mm(allowed, geometry)
     ijk = np.round(geometry.world_to_voxel(explicit_world)).astype(int)
     ijk = np.clip(ijk, 0, np.asarray(geometry.shape) - 1)
