@@ -174,12 +174,12 @@ def render_nodule(
     ggo_hu = np.maximum(np.float32(look.ggo_mean_hu) + np.float32(look.ggo_texture_hu) * tex, bg)
     n = synthesize_noise(bg.shape, spacing_mm, noise, rng)
     gain = np.sqrt(np.maximum(np.float32(0.0), np.float32(1.0) - (np.float32(1.0) - occ) ** 2))
-    out = bg * (np.float32(1.0) - occ) + solid_hu * solid + ggo_hu * ggo
-    if calcified is not None:
+    lesion = solid_hu * solid + ggo_hu * ggo  # the nodule's share of each voxel, HU × fraction
+    if calcified is not None:  # calcium replaces the nodule tissue in its foci
         calc = np.minimum(np.clip(np.asarray(calcified, dtype=np.float32), 0.0, 1.0), occ)
-        lesion = np.where(occ > 0, (out - bg * (np.float32(1.0) - occ)) / np.maximum(occ, 1e-6), 0.0)
-        out = out + calc * (np.float32(look.calcium_hu) - lesion.astype(np.float32))
-    out = out + gain * n
+        mean_hu = np.where(occ > 0, lesion / np.maximum(occ, np.float32(1e-6)), np.float32(0.0))
+        lesion = lesion + calc * (np.float32(look.calcium_hu) - mean_hu)
+    out = bg * (np.float32(1.0) - occ) + lesion + gain * n
     return np.where(occ > 0, out, bg).astype(np.float32)
 
 

@@ -341,8 +341,13 @@ def _inward_normal(
 ) -> NDArray[np.float64] | None:
     """Unit normal of the lobe boundary at ``p``, pointing into ``own`` (array-axis mm space)."""
     smooth = ndimage.gaussian_filter(own.astype(np.float32), sigma=2.0 / spacing)
-    ijk = tuple(np.clip(np.round(p).astype(int), 0, np.asarray(own.shape) - 1))
-    g = np.array([np.gradient(smooth, axis=a)[ijk] / s for a, s in enumerate(spacing)])
+    ijk = np.clip(np.round(p).astype(int), 0, np.asarray(own.shape) - 1)
+    g = np.zeros(3)
+    for a, s in enumerate(spacing):  # central difference at p (one-sided on the crop's faces)
+        lo, hi = ijk.copy(), ijk.copy()
+        lo[a], hi[a] = max(ijk[a] - 1, 0), min(ijk[a] + 1, own.shape[a] - 1)
+        if hi[a] > lo[a]:
+            g[a] = float(smooth[tuple(hi)] - smooth[tuple(lo)]) / ((hi[a] - lo[a]) * s)
     n = float(np.linalg.norm(g))
     return None if n == 0 or not math.isfinite(n) else g / n
 
