@@ -24,6 +24,7 @@ from longisynth.bundle import read_metadata, write_bundle
 from longisynth.demo import DemoInput, demo_input
 from longisynth.errors import InvalidInputError, LesionDoesNotFitError
 from longisynth.io import read_dicom_series, read_nifti, read_scan
+from longisynth.io.contrasts import contrast_key
 from longisynth.io.scan import Scan
 from longisynth.pipeline import Clock, ProgressFn, simulate
 from longisynth.refine import Denoiser, RefinerStatus, RefineSettings, default_refiner
@@ -59,9 +60,15 @@ DEFAULT_SEED = 0
 
 
 def _as_scans(scans: Scan | Mapping[str, Scan], contrast: str | None) -> dict[str, Scan]:
+    """Contrast name → scan, names as ours (``t1ce`` → ``t1c``: :func:`contrast_key`)."""
     if isinstance(scans, Scan):
-        return {(contrast or "").lower(): scans}
-    out = {str(k).lower(): v for k, v in scans.items()}
+        return {contrast_key(contrast or ""): scans}
+    out: dict[str, Scan] = {}
+    for k, v in scans.items():
+        key = contrast_key(str(k))
+        if key in out:
+            raise InvalidInputError(f"contrast {key!r} is given twice (as {str(k)!r} and another name)")
+        out[key] = v
     if not out:
         raise InvalidInputError("no input scan given")
     return out
@@ -135,7 +142,9 @@ def generate(
 
     Args:
         scans: one scan (CT, or one MRI contrast named by ``contrast``) or a mapping contrast name →
-            scan (MRI: "t1", "t1c", "t2", "flair"; all on the same grid).
+            scan (MRI: "t1", "t1c", "t2", "flair", or aliases such as BraTS' "t1ce"; all on the
+            same grid). MRI may be raw, min–max normalised or z-scored, skull-stripped or not; the
+            outputs keep the input's value convention (recorded in the metadata).
         prompt: free text, e.g. "2 cm solid nodule in the right upper lobe growing over 6 months".
         spec: structured fields (a :class:`LesionSpec` or a dict); they override the prompt.
         labels: optional region label map on the scan's grid (TotalSegmentator lung lobes 10–14).

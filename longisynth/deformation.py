@@ -110,11 +110,16 @@ def warp(
 ) -> NDArray[np.float32]:
     """Resample ``image`` (a crop, physical units) by pull-back through ``displacement_mm``.
 
-    Cubic B-spline interpolation where the tissue moves (it smooths noise far less than linear);
-    exact copies where the displacement is 0.
+    Cubic B-spline interpolation where the tissue moves (it smooths noise far less than linear),
+    clamped to the range of the 2×2×2 voxels around each sample point: a spline overshoots at
+    steps (a skull-stripped brain's edge against its 0 background, bone against air), which would
+    put negative values into a magnitude image and ringing into an exactly-0 background. With the
+    clamp a sample point among zeros reads exactly 0 and the output never leaves the local range
+    of the input. Exact copies where the displacement is 0.
     """
     moving = np.any(displacement_mm != 0, axis=0)
-    out = np.asarray(image, dtype=np.float32).copy()
+    src = np.asarray(image, dtype=np.float32)
+    out = src.copy()
     if not moving.any():
         return out
     idx = np.nonzero(moving)
@@ -124,7 +129,12 @@ def warp(
             for ax in range(3)
         ]
     )
-    out[idx] = ndimage.map_coordinates(np.asarray(image, dtype=np.float32), coords, order=3, mode="nearest")
+    values = ndimage.map_coordinates(src, coords, order=3, mode="nearest")
+    # Window [i, i + 1] along each axis (origin −1), so the cell's lower corner indexes its range.
+    lo = ndimage.minimum_filter(src, size=2, origin=-1, mode="nearest")
+    hi = ndimage.maximum_filter(src, size=2, origin=-1, mode="nearest")
+    corner = tuple(np.clip(np.floor(coords[ax]).astype(np.intp), 0, src.shape[ax] - 1) for ax in range(3))
+    out[idx] = np.clip(values, lo[corner], hi[corner])
     return out
 
 

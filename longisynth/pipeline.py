@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from longisynth import checks as ck
+from longisynth.anatomy.mri_intensity import BackgroundGuard
 from longisynth.deformation import jacobian_determinant, mass_effect_field, warp
 from longisynth.families import family_for
 from longisynth.families.base import Inputs, Site
@@ -26,7 +27,7 @@ from longisynth.geometry import Box, Geometry
 from longisynth.io.scan import Scan
 from longisynth.refine.hand_off import RefineContext, refine_timepoints
 from longisynth.result import Study, Timepoint, assemble_timepoint
-from longisynth.spec import LesionSpec
+from longisynth.spec import Contrast, LesionSpec
 
 ProgressFn = Callable[[str, float], None]
 # Stage names and the progress fraction at which each starts (spec 0.0 is reported by the API).
@@ -152,6 +153,7 @@ def simulate(
 
     clock.stage("refine")
     rendered = refine_timepoints(rendered, growth.masks, renderer.intensities, refine, rng["refine"])
+    rendered = keep_mr_background(scans, box, rendered)
 
     clock.stage("checks")
     timepoints = [
@@ -197,6 +199,20 @@ def simulate(
             "refiner": refine.status.to_dict(),
         },
     )
+
+
+def keep_mr_background(
+    scans: dict[str, Scan], box: Box, rendered: list[dict[str, NDArray[np.float32]]]
+) -> list[dict[str, NDArray[np.float32]]]:
+    """The last word on an MRI's crops: its exact-zero background (air set to 0, or outside a
+    skull-stripped brain) is exactly 0 at every timepoint, and a magnitude image (no voxel below
+    0) gets none below 0, whatever the mass effect, the renderer or the refiner did there.
+    CT crops are returned as they are (0 HU is water, and HU are signed).
+    """
+    if Contrast.CT.value in scans:
+        return rendered
+    guards = {c: BackgroundGuard.of(s.values(), box) for c, s in scans.items()}
+    return [{c: guards[c].apply(v) for c, v in images.items()} for images in rendered]
 
 
 def common_checks(

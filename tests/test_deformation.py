@@ -68,3 +68,22 @@ def test_warp_is_exact_where_nothing_moves() -> None:
     assert still.sum() > 20000
     assert np.array_equal(out[still], img[still])
     assert not np.array_equal(out[~still], img[~still])
+
+
+def test_warp_does_not_overshoot_at_steps() -> None:
+    """A skull-stripped brain's edge against its 0 background: no ringing into the background, no
+    negative values, and every output within the range of the 2×2×2 input voxels it came from."""
+    rng = np.random.default_rng(1)
+    grid = np.mgrid[:40, :40, :40].astype(np.float32)
+    r = np.sqrt((grid[0] - 14) ** 2 + (grid[1] - 20) ** 2 + (grid[2] - 20) ** 2)
+    img = np.where(r < 12, 400.0 + 60.0 * rng.standard_normal(r.shape), 0.0).astype(np.float32)
+    img = np.maximum(img, 0.0)
+    spacing = (1.0, 1.0, 1.0)
+    disp = backward_displacement(img.shape, spacing, RadialPush((14.0, 20.0, 20.0), 0.6, 20.0))
+    out = warp(img, disp, spacing)
+    assert out.min() >= 0.0
+    assert out.max() <= img.max()
+    # Far from the brain's edge (beyond where its tissue can be pushed) the background stays exactly 0.
+    far = r > 12 + 20 * 0.6 + 2
+    assert np.all(out[far] == 0)
+    assert np.any(out[(r > 12) & ~far] > 0)  # the push does move tissue outwards (clipped later)

@@ -26,8 +26,10 @@ import SimpleITK as sitk
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from longisynth.anatomy.mri_intensity import non_negative_copy
 from longisynth.errors import InvalidInputError, LesionDoesNotFitError
 from longisynth.geometry import Geometry
+from longisynth.io.contrasts import contrast_key
 from longisynth.phantoms.brain import brain_phantom_clean, mni_template_affine, tissue_stack
 
 NO_BRAIN = "no brain found in this MRI — gliomas need a brain MRI"
@@ -77,8 +79,9 @@ class BrainRegistration:
 
 
 def check_contrast(contrast: str) -> str:
-    """Lower-case contrast key (``"t1"``, ``"t1c"``, ``"t2"``, ``"flair"``) of a name or enum."""
-    c = str(getattr(contrast, "value", contrast)).lower()
+    """Lower-case contrast key (``"t1"``, ``"t1c"``, ``"t2"``, ``"flair"``) of a name, alias
+    (BraTS ``"t1ce"``) or enum."""
+    c = contrast_key(contrast)
     if c not in _ORDER:
         raise InvalidInputError(f"brain anatomy needs a T1, T1c, T2 or FLAIR image, got {contrast!r}")
     return c
@@ -315,20 +318,28 @@ def detect_brain(image: NDArray[np.generic], geometry: Geometry, contrast: str) 
     """Register the MNI152 phantom to ``image`` and check that what it found is a brain.
 
     Args:
-        image: the MRI, array axes as in ``geometry`` (any orientation, any units).
+        image: the MRI, array axes as in ``geometry`` (any orientation; raw, min–max normalised or
+            z-scored: it is registered on its :func:`~longisynth.anatomy.mri_intensity.non_negative_copy`).
         geometry: the image's grid (RAS+ mm affine).
         contrast: ``"t1"``, ``"t1c"``, ``"t2"`` or ``"flair"`` (picks the template contrast).
 
     Raises:
         LesionDoesNotFitError: the registered brain is implausible — too little of it in the field
             of view, a hull volume outside 800–2400 cm³, tissue medians in the wrong order for the
-            contrast, or air inside the would-be brain (e.g. a chest or abdominal MR).
+            contrast, or air inside the would-be brain (e.g. a chest or abdominal MR) — or the
+            template could not be registered at all.
         InvalidInputError: unknown contrast, or image/geometry mismatch.
     """
     c = check_contrast(contrast)
-    img = check_image(image, geometry)
+    img = non_negative_copy(check_image(image, geometry))
     fixed = _resample_iso(_to_sitk(img, geometry.affine), _REG_SPACING_MM)
-    tx = _register(fixed, c)
+    try:
+        tx = _register(fixed, c)
+    except RuntimeError as exc:  # ITK: e.g. "All samples map outside moving image buffer"
+        reason = "the brain template could not be registered to it"
+        if "outside" in str(exc):
+            reason += " (it does not overlap anything brain-shaped)"
+        raise LesionDoesNotFitError(f"{NO_BRAIN} ({reason})") from None
     scan_to_mni = _itk_to_ras(tx)
     coverage = _fov_fraction(tx, fixed)
     stack = tissue_stack(_TEMPLATE_SPACING_MM)
@@ -376,7 +387,7 @@ def detect_brain(image: NDArray[np.generic], geometry: Geometry, contrast: str) 
     if not ordered:
         problems.append(
             "tissue intensities not ordered "
-            + " > ".join(f"{n} ({medians[n]:.0f})" for n in order)
+            + " > ".join(f"{n} ({medians[n]:.3g})" for n in order)
             + f" as on {c.upper()}"
         )
     if dark > _MAX_DARK_FRACTION:

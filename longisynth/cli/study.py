@@ -33,9 +33,12 @@ def add_study_commands(sub: Any) -> None:
         "inputs",
         nargs="+",
         metavar="INPUT",
-        help="NIfTI file or DICOM folder; for several MRI contrasts use NAME=PATH (t1, t1c, t2, flair)",
+        help=(
+            "NIfTI file or DICOM folder; for several MRI contrasts use NAME=PATH (t1, t1c, t2, flair; "
+            "BraTS names such as t1ce are understood). MRI may be raw, min-max normalised or z-scored"
+        ),
     )
-    g.add_argument("--contrast", default=None, help="MRI contrast of a single input (default t1)")
+    g.add_argument("--contrast", default=None, help="MRI contrast of a single input (default t1; t1ce = t1c)")
     g.add_argument(
         "--labels", type=Path, help="region label map (TotalSegmentator lobes 10-14) on the same grid"
     )

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from longisynth.dataset import fields
 from longisynth.dataset.distributions import Choice, Conditional, Distribution
 from longisynth.errors import InvalidInputError
+from longisynth.io.contrasts import contrast_key
 from longisynth.spec import Contrast, Family, LesionSpec, Modality
 
 
@@ -51,6 +52,11 @@ class InputsConfig(_Model):
     )
     modality: Modality | None = Field(None, description="ct or mr (default: from spec.family, else ct).")
     contrast: Contrast | None = Field(None, description="MRI contrast of single-file inputs (default t1).")
+
+    @field_validator("contrast", mode="before")
+    @classmethod
+    def _contrast_alias(cls, v: Any) -> Any:
+        return contrast_key(v) if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _one_source(self) -> InputsConfig:

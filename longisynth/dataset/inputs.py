@@ -14,10 +14,11 @@ from pathlib import Path
 
 from longisynth.dataset.design import DatasetDesign
 from longisynth.errors import InvalidInputError
+from longisynth.io.contrasts import CONTRAST_ALIASES
 from longisynth.spec import Contrast, Modality
 
 MRI_CONTRASTS = [c.value for c in Contrast if c != Contrast.CT]
-RESERVED = {"scan", "scan_id", "labels", "modality", "cases", *MRI_CONTRASTS}
+RESERVED = {"scan", "scan_id", "labels", "modality", "cases", *MRI_CONTRASTS, *CONTRAST_ALIASES}
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,11 @@ def _from_manifest(design: DatasetDesign, path: Path, default_modality: Modality
     for n, row in enumerate(rows, start=2):  # line 1 is the header
         row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
         where = f"{path.name} line {n}"
+        for alias, ours in CONTRAST_ALIASES.items():  # BraTS' t1ce column is our t1c
+            if row.get(alias):
+                if row.get(ours):
+                    raise InvalidInputError(f"{where}: give either a {ours} or a {alias} column, not both")
+                row[ours] = row[alias]
         modality = default_modality
         if row.get("modality"):
             try:
