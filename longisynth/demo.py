@@ -12,7 +12,7 @@ from longisynth.io.scan import Scan
 DEMO_PROMPTS = {
     "lung": "lobulated solid nodule in the right upper lobe, 14 mm, doubling time 200 days, "
     "scans at 0, 3, 6 and 12 months",
-    "glioma": "high-grade glioma in the left frontal lobe, 4 timepoints over 90 days",
+    "glioma": "high-grade glioma in the left frontal lobe, 45 mm, 4 timepoints over 90 days",
 }
 
 

@@ -28,6 +28,7 @@ from longisynth.anatomy.brain_registration import (
     detect_brain,
     warp_to_scan,
 )
+from longisynth.anatomy.mri_intensity import non_negative_copy
 from longisynth.errors import InvalidInputError, LesionDoesNotFitError
 from longisynth.geometry import Geometry
 from longisynth.phantoms.brain import mni_template_affine, tissue_stack
@@ -42,6 +43,7 @@ __all__ = [
     "brain_region",
     "detect_brain",
     "lobe_masks",
+    "region_name",
 ]
 
 _CENTRAL_DEPTH_MM = 15.0  # deep white matter: farther than this from the brain surface
@@ -189,7 +191,8 @@ def brain_anatomy(
     """Brain mask, tissue probabilities and MNI registration of a brain MRI.
 
     Args:
-        image: the MRI (any orientation, any units), array axes as in ``geometry``.
+        image: the MRI (any orientation; raw, min–max normalised or z-scored, skull-stripped or
+            not), array axes as in ``geometry``.
         geometry: the image grid.
         contrast: ``"t1"``, ``"t1c"``, ``"t2"`` or ``"flair"``.
         tissues: optional known ``{"csf", "gm", "wm"}`` probabilities on the same grid (e.g. the
@@ -201,7 +204,7 @@ def brain_anatomy(
         InvalidInputError: unknown contrast or arrays that do not match ``geometry``.
     """
     c = check_contrast(contrast)
-    img = check_image(image, geometry)
+    img = non_negative_copy(check_image(image, geometry))  # z-scored: background 0, tissue above
     if tissues is not None:
         maps = []
         for name in ("csf", "gm", "wm"):
@@ -245,8 +248,24 @@ def _mni_coordinates(anatomy: BrainAnatomy, voxels: NDArray[np.intp]) -> NDArray
     return world @ scan_to_mni[:3, :3].T + scan_to_mni[:3, 3]
 
 
+def _in_ellipsoid(
+    x_abs: NDArray[np.float64],
+    y: NDArray[np.float64],
+    z: NDArray[np.float64],
+    centre: tuple[float, float, float],
+    semi_axes: tuple[float, float, float],
+) -> NDArray[np.bool_]:
+    """Points inside an ellipsoid mirrored in both hemispheres (``centre`` given as (|x|, y, z), mm)."""
+    (cx, cy, cz), (rx, ry, rz) = centre, semi_axes
+    inside: NDArray[np.bool_] = ((x_abs - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 + ((z - cz) / rz) ** 2 <= 1.0
+    return inside
+
+
 def lobe_masks(xyz: NDArray[np.float64]) -> dict[BrainLobe, NDArray[np.bool_]]:
-    """Approximate lobes of MNI points (n, 3), in mm. Boundaries (deliberately coarse):
+    """Approximate lobes and deep / infratentorial regions of MNI points (n, 3), in mm.
+
+    Boundaries are deliberately coarse (MNI152 2009 coordinates; an affine registration adds a few
+    millimetres of error, and the boxes themselves are uncertain by ≈ ±5 mm). Lobes:
 
     * infratentorial (cerebellum, stem; in no lobe): z < −15 with y < −40, or |x| < 15,
       −45 < y < −10, z < −10;
@@ -255,6 +274,22 @@ def lobe_masks(xyz: NDArray[np.float64]) -> dict[BrainLobe, NDArray[np.bool_]]:
     * frontal: y > −20 and z > −10, plus orbitofrontal y > 10, z > −30, |x| < 30;
     * parietal: −70 ≤ y ≤ −20 and z > 15;
     * occipital: y < −70.
+
+    Deep and infratentorial regions (they overlap the lobes' boxes, which were drawn for the
+    cortex and keep their meaning; a request names one region):
+
+    * insula: ellipsoid centred at (±38, −2, +5), semi-axes (5, 24, 14) mm — the insular cortex
+      deep to the sylvian fissure, |x| ≈ 33–43, y ≈ −26…+22, z ≈ −9…+19;
+    * thalamus: ellipsoid centred at (±12, −18, +7), semi-axes (8, 14, 9) mm (|x| ≈ 4–20,
+      y ≈ −32…−4, z ≈ −2…+16);
+    * basal ganglia: lentiform nucleus (putamen + globus pallidus) centred at (±22, +3, +1),
+      semi-axes (9, 15, 9) mm, and caudate head at (±13, +12, +10), semi-axes (5, 9, 8) mm;
+    * corpus callosum: |x| < 15, −38 < y < 32, 0 < z < 32 (genu to splenium; :func:`brain_region`
+      keeps its white matter only);
+    * brainstem (midbrain, pons, medulla): |x| < 12, z < −10, in front of y = −40 (y = −48 below
+      z = −40, where the medulla leans back), behind y = −10;
+    * cerebellum: z < −15 and y < −40, outside the brainstem (the tentorium is approximated by
+      the same box as the infratentorial exclusion above).
     """
     x, y, z = xyz[:, 0], xyz[:, 1], xyz[:, 2]
     ax = np.abs(x)
@@ -263,12 +298,28 @@ def lobe_masks(xyz: NDArray[np.float64]) -> dict[BrainLobe, NDArray[np.bool_]]:
     frontal = (((y > -20) & (z > -10)) | ((y > 10) & (z > -30) & (ax < 30))) & ~temporal
     parietal = (y >= -70) & (y <= -20) & (z > 15)
     occipital = y < -70
+    brainstem = (ax < 12) & (z < -10) & (y < -10) & (y > np.where(z < -40, -48.0, -40.0))
     return {
         BrainLobe.FRONTAL: frontal & ~infratentorial,
         BrainLobe.TEMPORAL: temporal & ~infratentorial,
         BrainLobe.PARIETAL: parietal & ~infratentorial,
         BrainLobe.OCCIPITAL: occipital & ~infratentorial,
+        BrainLobe.INSULA: _in_ellipsoid(ax, y, z, (38.0, -2.0, 5.0), (5.0, 24.0, 14.0)),
+        BrainLobe.THALAMUS: _in_ellipsoid(ax, y, z, (12.0, -18.0, 7.0), (8.0, 14.0, 9.0)),
+        BrainLobe.BASAL_GANGLIA: _in_ellipsoid(ax, y, z, (22.0, 3.0, 1.0), (9.0, 15.0, 9.0))
+        | _in_ellipsoid(ax, y, z, (13.0, 12.0, 10.0), (5.0, 9.0, 8.0)),
+        BrainLobe.CORPUS_CALLOSUM: (ax < 15) & (y > -38) & (y < 32) & (z > 0) & (z < 32),
+        BrainLobe.BRAINSTEM: brainstem,
+        BrainLobe.CEREBELLUM: (z < -15) & (y < -40) & ~brainstem,
     }
+
+
+_LOBES = (BrainLobe.FRONTAL, BrainLobe.PARIETAL, BrainLobe.TEMPORAL, BrainLobe.OCCIPITAL)
+
+
+def region_name(lobe: BrainLobe) -> str:
+    """How a region reads in a sentence: "frontal lobe", "basal ganglia", "corpus callosum"."""
+    return f"{lobe.value} lobe" if lobe in _LOBES else lobe.value.replace("_", " ")
 
 
 def brain_region(
@@ -276,14 +327,17 @@ def brain_region(
 ) -> NDArray[np.bool_]:
     """Voxels where a glioma may start: brain tissue (GM + WM > 0.5) in the requested place.
 
-    Side from MNI x (x < 0 is left); lobes from MNI coordinates (:func:`lobe_masks`,
-    approximate); depth ``central`` = deep white matter (WM > 0.5, farther than 15 mm from the
-    brain surface), ``peripheral`` = within 10 mm of the surface (cortex and juxtacortical WM).
+    Side from MNI x (x < 0 is left); lobes and deep / infratentorial regions from MNI coordinates
+    (:func:`lobe_masks`, approximate; the corpus callosum is its white matter, WM > 0.5); depth
+    ``central`` = deep white matter (WM > 0.5, farther than 15 mm from the brain surface),
+    ``peripheral`` = within 10 mm of the surface (cortex and juxtacortical WM).
 
     Raises:
         LesionDoesNotFitError: no such voxel (e.g. the lobe is outside a partial field of view).
     """
     valid = anatomy.brain & ((anatomy.gm + anatomy.wm) > 0.5)
+    if lobe == BrainLobe.CORPUS_CALLOSUM:
+        valid &= anatomy.wm > 0.5
     if depth is not None:
         depth_mm = _depth_mm(anatomy)
         if depth == Depth.CENTRAL:
@@ -302,10 +356,10 @@ def brain_region(
         valid[tuple(voxels[keep].T)] = True
     if not valid.any():
         words = " ".join(w.value for w in (depth, side) if w is not None)
-        where = f"{words} {lobe.value} lobe" if lobe is not None else (words or "brain")
+        where = f"{words} {region_name(lobe)}".strip() if lobe is not None else (words or "brain")
         raise LesionDoesNotFitError(
             f"no brain tissue in the {where} within this scan's field of view "
-            "(lobes are approximate, from MNI152 coordinates)"
+            "(lobes and regions are approximate, from MNI152 coordinates)"
         )
     return valid
 

@@ -12,13 +12,14 @@ from longisynth.spec.defaults import (
     ATTACHMENT_FREQUENCIES,
     DEFAULT_D_WHITE_MM2_PER_DAY,
     DEFAULT_DURATION_DAYS,
-    DEFAULT_GLIOMA_DIAMETER_MM,
     DEFAULT_N_TIMEPOINTS,
     DEFAULT_NODULE_DIAMETER_MM,
     DEFAULT_RHO_PER_DAY,
     DEFAULT_SOLID_FRACTION,
     DEFAULT_VDT_DAYS,
+    GLIOMA_DIAMETER_MM,
     fleischner_schedule_days,
+    sample_glioma_diameter_mm,
 )
 from longisynth.spec.resolve import resolve_spec
 from longisynth.spec.schema import (
@@ -48,12 +49,12 @@ __all__ = [
     "ATTACHMENT_FREQUENCIES",
     "DEFAULT_DURATION_DAYS",
     "DEFAULT_D_WHITE_MM2_PER_DAY",
-    "DEFAULT_GLIOMA_DIAMETER_MM",
     "DEFAULT_NODULE_DIAMETER_MM",
     "DEFAULT_N_TIMEPOINTS",
     "DEFAULT_RHO_PER_DAY",
     "DEFAULT_SOLID_FRACTION",
     "DEFAULT_VDT_DAYS",
+    "GLIOMA_DIAMETER_MM",
     "TOTALSEG_LOBE_LABELS",
     "Attachment",
     "BrainLobe",
@@ -76,4 +77,5 @@ __all__ = [
     "fleischner_schedule_days",
     "merge_specs",
     "resolve_spec",
+    "sample_glioma_diameter_mm",
 ]

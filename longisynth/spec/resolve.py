@@ -14,6 +14,7 @@ from longisynth.errors import InvalidInputError
 from longisynth.spec import defaults
 from longisynth.spec.schema import (
     Attachment,
+    BrainLobe,
     Calcification,
     Family,
     GliomaGrade,
@@ -25,6 +26,8 @@ from longisynth.spec.schema import (
     Schedule,
     ShapeKind,
 )
+
+_POSTERIOR_FOSSA = (BrainLobe.CEREBELLUM, BrainLobe.BRAINSTEM)  # below the tentorium
 
 
 def _diameter_ratio(law: GrowthLaw, dt_days: float, growth: GrowthSpec) -> float | None:
@@ -38,20 +41,45 @@ def _diameter_ratio(law: GrowthLaw, dt_days: float, growth: GrowthSpec) -> float
     return None
 
 
+def _glioma_final_from_baseline(s: LesionSpec) -> float:
+    """Final diameter (mm) of a glioma given only at baseline: the Fisher front moves at
+    v = 2√(Dρ) mm/day on each side, so the diameter grows by 4√(Dρ)·Δt mm (≈ 4.1 mm/year with
+    the low-grade defaults, docs/design.md §3.2). The simulation matches the final size; its
+    first scan then shows about the requested baseline, the front having reached that speed."""
+    assert s.baseline_diameter_mm is not None and s.duration_days is not None
+    d, rho = s.growth.diffusion_mm2_per_day, s.growth.proliferation_per_day
+    assert d is not None and rho is not None
+    final = s.baseline_diameter_mm + 4.0 * math.sqrt(d * rho) * s.duration_days
+    if final > 150.0:
+        raise InvalidInputError(
+            f"a glioma of {s.baseline_diameter_mm:g} mm at baseline would reach {final:.0f} mm after "
+            f"{s.duration_days:g} days; at most 150 mm is supported"
+        )
+    return round(final, 1)
+
+
 def resolve_spec(spec: LesionSpec, modality: Modality, rng: np.random.Generator) -> LesionSpec:
     """Fill every unset field of ``spec`` with its documented default.
 
     Args:
         spec: the merged request (prompt fields overridden by structured fields).
         modality: the input scan's modality; picks the family when the request does not.
-        rng: the study's generator (only used for values that are sampled, e.g. the side).
+        rng: the study's generator, for the values that are sampled (a glioma's size when the
+            request gives none, :func:`~longisynth.spec.defaults.sample_glioma_diameter_mm`).
 
     Raises:
         InvalidInputError: on contradictory sizes/rates, or a family that does not match the scan.
     """
     s = spec.model_copy(deep=True)
     if s.family is None:
-        s.family = Family.LUNG_NODULE if modality == Modality.CT else Family.GLIOMA
+        if s.grade is not None and s.nodule_type is not None:
+            raise InvalidInputError("grade is for gliomas and nodule_type for lung nodules; give one of them")
+        if s.grade is not None:  # a field of one family names it ("aggressive tumour" on a CT)
+            s.family = Family.GLIOMA
+        elif s.nodule_type is not None:
+            s.family = Family.LUNG_NODULE
+        else:
+            s.family = Family.LUNG_NODULE if modality == Modality.CT else Family.GLIOMA
     if s.family == Family.LUNG_NODULE and modality != Modality.CT:
         raise InvalidInputError(
             "lung nodules are simulated in chest CT (Hounsfield units); the input looks like MRI"
@@ -68,6 +96,8 @@ def resolve_spec(spec: LesionSpec, modality: Modality, rng: np.random.Generator)
         if s.growth.law == GrowthLaw.REACTION_DIFFUSION:
             raise InvalidInputError("reaction-diffusion growth is for gliomas; use exponential or gompertz")
         _resolve_attachment(s)
+        if s.location.crosses_midline:
+            raise InvalidInputError("crossing the midline (butterfly) is for gliomas, not lung nodules")
         s.calcification = s.calcification or Calcification.NONE
         s.mass_effect = True if s.mass_effect is None else s.mass_effect
     else:
@@ -89,9 +119,15 @@ def resolve_spec(spec: LesionSpec, modality: Modality, rng: np.random.Generator)
         if s.calcification not in (None, Calcification.NONE):
             raise InvalidInputError("calcification patterns are for lung nodules, not gliomas")
         s.location.juxtapleural = False
+        s.location.crosses_midline = bool(s.location.crosses_midline)
+        if s.location.crosses_midline and s.location.brain_lobe in _POSTERIOR_FOSSA:
+            raise InvalidInputError(
+                f"a glioma of the {s.location.brain_lobe.value} cannot cross the midline through the corpus "
+                "callosum (butterfly): the tentorium separates it from the hemispheres"
+            )
         s.mass_effect = True if s.mass_effect is None else s.mass_effect
 
-    _resolve_times_and_sizes(s)
+    _resolve_times_and_sizes(s, rng)
     if s.seed is None:
         s.seed = int(rng.integers(0, 2**31 - 1))
     return s
@@ -116,7 +152,7 @@ def _resolve_attachment(s: LesionSpec) -> None:
     loc.juxtapleural = wants_pleura
 
 
-def _resolve_times_and_sizes(s: LesionSpec) -> None:
+def _resolve_times_and_sizes(s: LesionSpec, rng: np.random.Generator) -> None:
     assert s.family is not None and s.growth.law is not None
     law = s.growth.law
     if s.family == Family.LUNG_NODULE and s.nodule_type is not None:
@@ -155,9 +191,11 @@ def _resolve_times_and_sizes(s: LesionSpec) -> None:
     dt = s.duration_days
     if s.family == Family.GLIOMA:
         assert s.grade is not None
-        if s.diameter_mm is None:
-            s.diameter_mm = defaults.DEFAULT_GLIOMA_DIAMETER_MM[s.grade]
-        return  # baseline size follows from the PDE
+        if s.diameter_mm is None and s.baseline_diameter_mm is not None:
+            s.diameter_mm = _glioma_final_from_baseline(s)
+        elif s.diameter_mm is None:
+            s.diameter_mm = defaults.sample_glioma_diameter_mm(s.grade, rng, s.location.brain_lobe)
+        return  # the baseline size follows from the PDE
     ratio = _diameter_ratio(law, dt, s.growth)
     if law == GrowthLaw.GOMPERTZ:
         final = s.diameter_mm or defaults.DEFAULT_NODULE_DIAMETER_MM

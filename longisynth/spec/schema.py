@@ -105,10 +105,19 @@ TOTALSEG_LOBE_LABELS: dict[LungLobe, int] = {
 
 
 class BrainLobe(StrEnum):
+    """Brain lobe or deep / infratentorial region where a glioma starts (approximate MNI152 boxes,
+    :func:`longisynth.anatomy.brain.lobe_masks`)."""
+
     FRONTAL = "frontal"
     PARIETAL = "parietal"
     TEMPORAL = "temporal"
     OCCIPITAL = "occipital"
+    INSULA = "insula"
+    THALAMUS = "thalamus"
+    BASAL_GANGLIA = "basal_ganglia"  # caudate, putamen, globus pallidus (lentiform nucleus)
+    CORPUS_CALLOSUM = "corpus_callosum"
+    CEREBELLUM = "cerebellum"
+    BRAINSTEM = "brainstem"  # midbrain, pons, medulla
 
 
 class Contrast(StrEnum):
@@ -142,7 +151,8 @@ class Location(_Model):
         None, description="Lung lobe (exact with a label map, approximate otherwise)."
     )
     brain_lobe: BrainLobe | None = Field(
-        None, description="Brain lobe (approximate, from MNI152 registration)."
+        None,
+        description="Brain lobe or deep/infratentorial region (approximate, from MNI152 registration).",
     )
     depth: Depth | None = Field(
         None, description="Central (perihilar / deep) or peripheral (subpleural / cortical)."
@@ -156,6 +166,13 @@ class Location(_Model):
         description=(
             "Lung nodules: isolated, juxtapleural, juxtavascular or perifissural (the last needs a "
             "lobe label map). Unset: drawn from clinical frequencies."
+        ),
+    )
+    crosses_midline: bool | None = Field(
+        None,
+        description=(
+            "Gliomas: spread to the other hemisphere through the corpus callosum (the 'butterfly' "
+            "pattern). Default false: the falx is a barrier and the tumour stays on its side."
         ),
     )
     point_mm: Vec3 | None = Field(None, description="Lesion centre in world RAS+ coordinates, mm.")

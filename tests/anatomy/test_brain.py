@@ -189,7 +189,41 @@ def test_lobe_boundaries_and_bad_contrast() -> None:
         BrainLobe.TEMPORAL,
         BrainLobe.OCCIPITAL,
     ]
-    assert not any(m[0] for m in lobe_masks(np.array([[10.0, -60.0, -35.0]])).values())  # cerebellum
+    cerebellum = lobe_masks(np.array([[10.0, -60.0, -35.0]]))  # in no lobe, only the cerebellum
+    assert [lobe for lobe, m in cerebellum.items() if m[0]] == [BrainLobe.CEREBELLUM]
     geometry = Geometry(np.eye(4), (4, 4, 4))
     with pytest.raises(InvalidInputError, match="T1, T1c, T2 or FLAIR"):
         brain_anatomy(np.zeros((4, 4, 4)), geometry, "ct")
+
+
+# Deep and infratentorial regions: MNI points well inside each (lobe_masks docstring) and the
+# expected centre of each region's tissue on the phantom, (|x|, y, z) mm with a tolerance.
+DEEP_REGIONS: dict[BrainLobe, tuple[list[tuple[float, float, float]], tuple[float, float, float], float]] = {
+    BrainLobe.THALAMUS: ([(-12.0, -18.0, 8.0), (12.0, -25.0, 5.0)], (12.0, -18.0, 7.0), 4.0),
+    BrainLobe.BASAL_GANGLIA: ([(22.0, 4.0, 2.0), (-13.0, 12.0, 10.0)], (19.0, 5.0, 3.0), 6.0),
+    BrainLobe.INSULA: ([(38.0, 0.0, 4.0), (-38.0, -15.0, 10.0)], (38.0, -2.0, 5.0), 4.0),
+    BrainLobe.CORPUS_CALLOSUM: ([(0.0, 0.0, 20.0), (-5.0, 25.0, 10.0)], (8.0, -3.0, 18.0), 8.0),
+    BrainLobe.BRAINSTEM: ([(0.0, -28.0, -30.0), (0.0, -44.0, -50.0)], (6.0, -28.0, -30.0), 6.0),
+    BrainLobe.CEREBELLUM: ([(30.0, -60.0, -35.0), (0.0, -65.0, -25.0)], (26.0, -62.0, -36.0), 8.0),
+}
+
+
+def test_deep_regions_lie_at_their_mni_coordinates_on_the_phantom() -> None:
+    points = np.array([p for pts, _, _ in DEEP_REGIONS.values() for p in pts])
+    masks = lobe_masks(points)
+    for i, region in enumerate(r for r, (pts, _, _) in DEEP_REGIONS.items() for _ in pts):
+        assert masks[region][i], (region, points[i])
+    tissues = brain_phantom_tissues(2.0)
+    affine, shape = mni_template_affine(2.0)
+    geometry = Geometry(affine, shape)
+    anatomy = brain_anatomy(np.zeros(shape, np.float32), geometry, "flair", tissues=tissues)
+    for region, (_, (cx, cy, cz), tol) in DEEP_REGIONS.items():
+        both = brain_region(anatomy, None, region, None)
+        xyz = geometry.voxel_to_world(np.argwhere(both).astype(float))
+        assert len(xyz) * 8.0 > 1000.0, region  # > 1 cm³ of tissue
+        centre = (np.abs(xyz[:, 0]).mean(), xyz[:, 1].mean(), xyz[:, 2].mean())
+        np.testing.assert_allclose(centre, (cx, cy, cz), atol=tol, err_msg=str(region))
+        left = brain_region(anatomy, Side.LEFT, region, None)
+        assert left.any() and np.all(geometry.voxel_to_world(np.argwhere(left).astype(float))[:, 0] < 0)
+    callosum = brain_region(anatomy, None, BrainLobe.CORPUS_CALLOSUM, None)
+    assert float(anatomy.wm[callosum].min()) > 0.5  # its white matter only

@@ -118,3 +118,18 @@ def test_coarser_spacing_and_errors() -> None:
     assert images["flair"].shape == shape == brain_phantom_tissues(2.0)["wm"].shape
     with pytest.raises(ValueError, match="unknown contrast"):
         make_brain_phantom(("dwi",))
+
+
+def test_demo_flair_has_flair_contrast() -> None:
+    """The demo's FLAIR (what ``longisynth demo --kind glioma`` simulates on): GM brighter than WM,
+    CSF nulled — median over tissue cores (fraction > 0.9), in the scan's physical values."""
+    from longisynth.demo import demo_input
+
+    demo = demo_input("glioma")
+    assert demo.brain_tissues is not None
+    flair = np.asarray(demo.scans["flair"].values())
+    med = {t: float(np.median(flair[demo.brain_tissues[t] > 0.9])) for t in ("csf", "gm", "wm")}
+    assert med["gm"] > 1.15 * med["wm"] and med["wm"] > 2.0 * med["csf"], med
+    t1 = np.asarray(demo.scans["t1"].values())
+    wm, gm = (float(np.median(t1[demo.brain_tissues[t] > 0.9])) for t in ("wm", "gm"))
+    assert wm > gm  # and T1 the other way round

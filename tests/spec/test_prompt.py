@@ -156,6 +156,77 @@ ACCEPTED: list[tuple[str, dict[str, Any]]] = [
     ("ring-enhancing tumour with a necrotic core and oedema", {**GLIOMA, "grade": "high"}),
     ("WHO grade II oligodendroglioma", {**GLIOMA, "grade": "low"}),
     ("grade IV astrocytoma", {**GLIOMA, "grade": "high"}),
+    # histology and pace: implied grades, overridden by an explicit grade word
+    ("glioblastoma", {**GLIOMA, "grade": "high"}),
+    ("astrocytoma", {**GLIOMA, "grade": "low"}),
+    ("diffuse astrocytoma", {**GLIOMA, "grade": "low"}),
+    ("anaplastic astrocytoma", {**GLIOMA, "grade": "high"}),
+    ("grade 3 astrocytoma", {**GLIOMA, "grade": "high"}),
+    ("oligodendroglioma", {**GLIOMA, "grade": "low"}),
+    ("anaplastic oligodendroglioma", {**GLIOMA, "grade": "high"}),
+    ("aggressive astrocytoma", {**GLIOMA, "grade": "high"}),
+    ("slow-growing glioma", {**GLIOMA, "grade": "low"}),
+    ("slowly growing astrocytoma", {**GLIOMA, "grade": "low"}),
+    ("fast-growing glioma", {**GLIOMA, "grade": "high"}),
+    ("aggressive glioma", {**GLIOMA, "grade": "high"}),
+    ("rapidly growing glioma to 4 cm", {**GLIOMA, "grade": "high", "diameter_mm": 40.0}),
+    ("aggressive brain tumour", {**GLIOMA, "grade": "high"}),
+    ("aggressive tumour", {"grade": "high"}),  # the family then follows from the grade
+    (
+        "diffuse midline glioma",
+        {**GLIOMA, "grade": "high", "location": {"brain_lobe": "brainstem"}},
+    ),
+    (
+        "diffuse midline glioma, H3 K27-altered",
+        {**GLIOMA, "grade": "high", "location": {"brain_lobe": "brainstem"}},
+    ),
+    (
+        "diffuse midline glioma of the left thalamus",
+        {**GLIOMA, "grade": "high", "location": {"side": "left", "brain_lobe": "thalamus"}},
+    ),
+    ("DIPG", {**GLIOMA, "grade": "high", "location": {"brain_lobe": "brainstem"}}),
+    # crossing the midline
+    (
+        "butterfly glioma",
+        {**GLIOMA, "location": {"crosses_midline": True, "brain_lobe": "corpus_callosum"}},
+    ),
+    (
+        "butterfly glioblastoma",
+        {**GLIOMA, "grade": "high", "location": {"crosses_midline": True, "brain_lobe": "corpus_callosum"}},
+    ),
+    (
+        "glioma across the corpus callosum",
+        {**GLIOMA, "location": {"crosses_midline": True, "brain_lobe": "corpus_callosum"}},
+    ),
+    ("glioma crossing the midline", {**GLIOMA, "location": {"crosses_midline": True}}),
+    ("bihemispheric glioma", {**GLIOMA, "location": {"crosses_midline": True}}),
+    (
+        "butterfly glioma in the left frontal lobe",
+        {**GLIOMA, "location": {"crosses_midline": True, "side": "left", "brain_lobe": "frontal"}},
+    ),
+    # deep and infratentorial regions
+    ("glioma in the left thalamus", {**GLIOMA, "location": {"side": "left", "brain_lobe": "thalamus"}}),
+    ("thalamic glioma", {**GLIOMA, "location": {"brain_lobe": "thalamus"}}),
+    ("right insular glioma", {**GLIOMA, "location": {"side": "right", "brain_lobe": "insula"}}),
+    ("glioma of the left insula", {**GLIOMA, "location": {"side": "left", "brain_lobe": "insula"}}),
+    ("brainstem glioma", {**GLIOMA, "location": {"brain_lobe": "brainstem"}}),
+    ("brain stem glioma", {**GLIOMA, "location": {"brain_lobe": "brainstem"}}),
+    ("pontine glioma", {**GLIOMA, "location": {"brain_lobe": "brainstem"}}),
+    ("glioma in the pons", {**GLIOMA, "location": {"brain_lobe": "brainstem"}}),
+    ("midbrain glioma", {**GLIOMA, "location": {"brain_lobe": "brainstem"}}),
+    ("glioma of the medulla", {**GLIOMA, "location": {"brain_lobe": "brainstem"}}),
+    ("cerebellar glioma", {**GLIOMA, "location": {"brain_lobe": "cerebellum"}}),
+    ("glioma in the cerebellum", {**GLIOMA, "location": {"brain_lobe": "cerebellum"}}),
+    (
+        "glioma of the right cerebellar hemisphere",
+        {**GLIOMA, "location": {"side": "right", "brain_lobe": "cerebellum"}},
+    ),
+    ("basal ganglia glioma", {**GLIOMA, "location": {"brain_lobe": "basal_ganglia"}}),
+    ("glioma in the right putamen", {**GLIOMA, "location": {"side": "right", "brain_lobe": "basal_ganglia"}}),
+    ("left caudate glioma", {**GLIOMA, "location": {"side": "left", "brain_lobe": "basal_ganglia"}}),
+    ("lentiform nucleus glioma", {**GLIOMA, "location": {"brain_lobe": "basal_ganglia"}}),
+    ("glioma of the corpus callosum", {**GLIOMA, "location": {"brain_lobe": "corpus_callosum"}}),
+    ("splenium of the corpus callosum", {**GLIOMA, "location": {"brain_lobe": "corpus_callosum"}}),
     (
         "LGG in the right temporal lobe",
         {**GLIOMA, "grade": "low", "location": {"side": "right", "brain_lobe": "temporal"}},
@@ -200,7 +271,17 @@ REJECTED: list[tuple[str, type[LongisynthError], str]] = [
     ("21 scans", InvalidInputError, "n_timepoints"),
     ("every 1 day for 2 years", InvalidInputError, "at most 20"),
     ("a nodule in the liver", PromptNotUnderstoodError, "location 'liver' is not supported"),
-    ("glioma in the cerebellum", PromptNotUnderstoodError, "not supported"),
+    (
+        "glioma in the spinal cord",
+        PromptNotUnderstoodError,
+        "brain location 'spinal cord' is not supported: frontal, parietal, temporal or occipital lobe, "
+        "insula, thalamus, basal ganglia, corpus callosum, cerebellum or brainstem",
+    ),
+    ("hypothalamic glioma", PromptNotUnderstoodError, "'hypothalamic' is not supported"),
+    ("slow-growing glioblastoma", PromptNotUnderstoodError, "grade"),
+    ("aggressive low-grade glioma", PromptNotUnderstoodError, "grade"),
+    ("butterfly nodule", PromptNotUnderstoodError, "family"),
+    ("diffuse midline glioma, butterfly", PromptNotUnderstoodError, "implies location.brain_lobe"),
     ("left middle lobe", PromptNotUnderstoodError, "no middle lobe"),
     ("8-12 mm nodule", PromptNotUnderstoodError, "ambiguous"),
     ("subsolid nodule", PromptNotUnderstoodError, "say which"),
@@ -264,6 +345,14 @@ def test_lenient_mode_returns_the_unknown_words_and_the_rest_of_the_spec() -> No
     spec, unknown = spec_from_prompt("slowly growing 8 mm nodule, banana, 4 scans", lenient=True)
     assert unknown == ["slowly", "banana"]
     assert spec.diameter_mm == 8.0 and spec.n_timepoints == 4 and spec.family == Family.LUNG_NODULE
+
+
+def test_pace_words_are_a_glioma_grade_and_not_understood_for_a_nodule() -> None:
+    with pytest.raises(PromptNotUnderstoodError) as info:
+        spec_from_prompt("fast-growing nodule, 8 mm")
+    assert info.value.unknown_words == ["fast"]
+    parsed = parse_prompt("slow-growing glioma")
+    assert ("slow-growing", "grade") in parsed.matched
 
 
 def test_leftover_numbers_are_unknown_words() -> None:

@@ -134,3 +134,45 @@ def test_attachment_and_juxtapleural_agree() -> None:
         resolve_spec(LesionSpec(location=Location(attachment=Attachment.ISOLATED)), Modality.MR, rng)
     with pytest.raises(InvalidInputError, match="for lung nodules"):
         resolve_spec(LesionSpec(family="glioma", calcification=Calcification.POPCORN), Modality.MR, rng)
+
+
+def _glioma_diameter(seed: int, grade: str, **location: str) -> float:
+    spec = LesionSpec(family="glioma", grade=grade, seed=seed, location=Location(**location))
+    d = resolve_spec(spec, Modality.MR, np.random.default_rng(seed)).diameter_mm
+    assert d is not None
+    return d
+
+
+def test_glioma_size_is_drawn_per_grade_from_clinical_ranges() -> None:
+    high = np.array([_glioma_diameter(seed, "high") for seed in range(50)])
+    low = np.array([_glioma_diameter(seed, "low") for seed in range(50)])
+    # GLIOMA_DIAMETER_MM: high grade typically 30-70 mm (median 50), low grade 20-60 mm (median 40)
+    assert high.min() < 30 and high.max() > 55 and high.std() > 5
+    assert 45 < np.median(high) < 55 and 35 < np.median(low) < 45
+    assert low.min() < 25 and low.max() > 50 and low.std() > 5
+    assert high.min() >= 20 and high.max() <= 75 and low.min() >= 15 and low.max() <= 65
+    # same seed, same size; and the draw does not depend on anything but the seed and grade
+    assert [_glioma_diameter(seed, "high") for seed in range(50)] == high.tolist()
+    # the posterior fossa caps the size; an explicit size is kept
+    assert max(_glioma_diameter(seed, "high", brain_lobe="brainstem") for seed in range(20)) <= 40
+    fixed = LesionSpec(family="glioma", diameter_mm=40.0)
+    assert resolve_spec(fixed, Modality.MR, np.random.default_rng(3)).diameter_mm == 40.0
+
+
+def test_glioma_given_at_baseline_grows_at_the_fisher_front_speed() -> None:
+    spec = LesionSpec(family="glioma", grade="low", baseline_diameter_mm=30.0, duration_days=730.5)
+    s = resolve_spec(spec, Modality.MR, np.random.default_rng(0))
+    # 4 sqrt(D rho) mm/day: 0.0112 mm/day = 4.1 mm/year for the low-grade defaults (Mandonnet 2003)
+    assert s.diameter_mm == pytest.approx(30.0 + 4 * math.sqrt(0.0065 * 0.0012) * 730.5, abs=0.05)
+
+
+def test_family_follows_a_family_field_and_butterfly_needs_the_hemispheres() -> None:
+    with pytest.raises(InvalidInputError, match="gliomas are simulated in brain MRI"):
+        resolve_spec(LesionSpec(grade="high"), Modality.CT, RNG)
+    with pytest.raises(InvalidInputError, match="lung nodules are simulated in chest CT"):
+        resolve_spec(LesionSpec(nodule_type="solid"), Modality.MR, RNG)
+    butterfly = Location(crosses_midline=True, brain_lobe="brainstem")
+    with pytest.raises(InvalidInputError, match="cannot cross the midline"):
+        resolve_spec(LesionSpec(family="glioma", location=butterfly), Modality.MR, RNG)
+    s = resolve_spec(LesionSpec(location=Location(crosses_midline=True)), Modality.MR, RNG)
+    assert s.location.crosses_midline is True and s.family == Family.GLIOMA

@@ -38,14 +38,37 @@ class Sink(Protocol):
     def every(self, interval_days: float, m: re.Match[str]) -> None:
         """A scan interval without a total span ("every 3 months")."""
 
+    def default(self, field: str, value: object, m: re.Match[str]) -> None:
+        """A value a word implies unless the prompt says otherwise: an explicit ``put`` of the same
+        field wins silently ("grade IV astrocytoma" is high grade although "astrocytoma" alone is
+        low); two different implied values are a contradiction."""
+
+    def if_glioma(self, field: str, value: object, m: re.Match[str]) -> None:
+        """A value that only means something for a glioma (a pace word such as "slow-growing" is its
+        grade); when the prompt is about a lung nodule, the words are left as not understood."""
+
+
+def if_glioma(fields: Mapping[str, object]) -> Handler:
+    """Set ``fields`` unless the prompt turns out to describe a lung nodule (:meth:`Sink.if_glioma`)."""
+
+    def handler(m: re.Match[str], out: Sink) -> None:
+        for field, value in fields.items():
+            out.if_glioma(field, value, m)
+
+    return handler
+
 
 Handler = Callable[[re.Match[str], Sink], None]
 
 
-def sets(fields: Mapping[str, object]) -> Handler:
+def sets(fields: Mapping[str, object], implies: Mapping[str, object] | None = None) -> Handler:
+    """Set ``fields``; ``implies`` are defaults (:meth:`Sink.default`) an explicit value overrides."""
+
     def handler(m: re.Match[str], out: Sink) -> None:
         for field, value in fields.items():
             out.put(field, value, m)
+        for field, value in (implies or {}).items():
+            out.default(field, value, m)
 
     return handler
 

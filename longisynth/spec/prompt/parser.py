@@ -24,7 +24,13 @@ Conventions decided here (documented because a prompt can be read more than one 
 - a field that exists for one family only (nodule_type, grade, lung lobe, brain lobe, pleura)
   also sets that family, which is how "glioma in the right upper lobe" is caught;
 - coordinates need a unit: "(x, y, z) mm" is a world RAS+ point ("... mm LPS" is converted),
-  "voxel (i, j, k)" an array index.
+  "voxel (i, j, k)" an array index;
+- some words only *imply* a value, which an explicit word overrides without contradiction:
+  "astrocytoma" / "oligodendroglioma" alone are low grade ("grade IV astrocytoma" is high),
+  "diffuse midline glioma" starts in the brainstem and "butterfly" / "across the corpus callosum"
+  in the corpus callosum unless another region is named;
+- pace words are a glioma's grade ("slow-growing" low, "fast-growing" / "aggressive" high); in a
+  prompt about a lung nodule they are not understood (give a doubling time instead).
 """
 
 from __future__ import annotations
@@ -125,6 +131,9 @@ class _Builder:
         self.matched: list[tuple[int, str, str]] = []  # (position, phrase, field)
         self.plain_sizes: list[tuple[float, str, int]] = []
         self.intervals: list[tuple[float, str, int]] = []
+        self.defaults: dict[str, tuple[Any, str, int]] = {}  # field -> (value, phrase, position)
+        self.glioma_words: list[tuple[str, Any, str, int, int]] = []  # (field, value, phrase, start, end)
+        self.not_placed: list[tuple[int, int]] = []  # consumed spans that turned out to mean nothing
 
     def put(self, field: str, value: object, m: re.Match[str]) -> None:
         self._put(field, value, " ".join(m.group(0).split()), m.start())
@@ -134,6 +143,19 @@ class _Builder:
 
     def every(self, interval_days: float, m: re.Match[str]) -> None:
         self.intervals.append((interval_days, " ".join(m.group(0).split()), m.start()))
+
+    def default(self, field: str, value: object, m: re.Match[str]) -> None:
+        phrase = " ".join(m.group(0).split())
+        if field in self.defaults and self.defaults[field][0] != value:
+            old, old_phrase, _ = self.defaults[field]
+            raise PromptNotUnderstoodError(
+                f'prompt contradicts itself: "{old_phrase}" implies {field} = {_show(old)} '
+                f'but "{phrase}" implies {field} = {_show(value)}; say which'
+            )
+        self.defaults.setdefault(field, (value, phrase, m.start()))
+
+    def if_glioma(self, field: str, value: object, m: re.Match[str]) -> None:
+        self.glioma_words.append((field, value, " ".join(m.group(0).split()), m.start(), m.end()))
 
     def _put(self, field: str, value: object, phrase: str, pos: int) -> None:
         if field in self.fields:
@@ -148,7 +170,17 @@ class _Builder:
         self.matched.append((pos, phrase, field))
 
     def finish(self) -> None:
-        """Resolve plain sizes and open intervals; check counts against lists and spans."""
+        """Apply implied values, resolve plain sizes and open intervals; check counts against
+        lists and spans."""
+        lung = self.fields.get("family", (None, ""))[0] == "lung_nodule"
+        for field, value, phrase, start, end in self.glioma_words:
+            if lung:
+                self.not_placed.append((start, end))
+            else:
+                self._put(field, value, phrase, start)
+        for field, (value, phrase, pos) in self.defaults.items():
+            if field not in self.fields:
+                self._put(field, value, phrase, pos)
         sizes = self.plain_sizes
         if len(sizes) > 1 or (
             sizes and "diameter_mm" in self.fields and "baseline_diameter_mm" in self.fields
@@ -272,6 +304,9 @@ def parse_prompt(text: str) -> ParsedPrompt:
         for start, end in spans:
             work = work[:start] + _BLANK * (end - start) + work[end:]
     builder.finish()
+    original = normalise(text)
+    for start, end in builder.not_placed:  # words that mean nothing here count as unknown
+        work = work[:start] + original[start:end] + work[end:]
     spec = builder.spec()
     unknown = list(dict.fromkeys(w for w in _TOKEN.findall(work) if w not in FILLER))
     matched = [(phrase, field) for _, phrase, field in sorted(builder.matched)]

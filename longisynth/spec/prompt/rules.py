@@ -29,6 +29,7 @@ from longisynth.spec.prompt.handlers import (
     every,
     every_for,
     grade,
+    if_glioma,
     place,
     plain_size,
     point,
@@ -87,9 +88,29 @@ _ORGANS = (
     r"o?esophag\w*|mediastin\w*|lymph\s+nodes?"
 )
 _BRAIN_ELSEWHERE = (
-    r"cerebell\w*|brain\s*stem|pons|pontine|medulla|thalam\w*|basal\s+ganglia|corpus\s+callosum|"
-    r"insula|insular|intraventricular|spinal\s+cord|midbrain"
+    r"intraventricular|spinal\s+cord|hypothalam(?:us|ic)|optic\s+(?:nerves?|chiasma?|pathways?|tracts?)"
+    r"|pineal(?:\s+(?:gland|region))?"
 )
+_BRAIN_SUPPORTED = (
+    "frontal, parietal, temporal or occipital lobe, insula, thalamus, basal ganglia, corpus callosum, "
+    "cerebellum or brainstem"
+)
+_CALLOSUM = "corpus_callosum"
+# Deep and infratentorial regions (spec value -> words); an optional side may precede them.
+_BRAIN_REGIONS: dict[str, str] = {
+    "insula": r"insula(?:r)?(?:\s+(?:cortex|lobe|region))?",
+    "thalamus": r"thalam(?:us|i|ic)",
+    "basal_ganglia": (
+        r"basal\s+gangli(?:a|on)|caudate(?:\s+nucleus)?|putamen|putaminal|lentiform(?:\s+nucleus)?"
+        r"|striatum|striatal|globus\s+pallidus|pallidal"
+    ),
+    _CALLOSUM: r"(?:(?:genu|splenium|body|rostrum)\s+of\s+(?:the\s+)?)?corpus\s+callosum|callosal",
+    "cerebellum": r"cerebell(?:um|ar)(?:\s+(?:hemisphere|vermis))?|(?:cerebellar\s+)?vermis",
+    "brainstem": (
+        r"brain[\s-]?stem|pons|pontine|midbrain|mesencephal(?:on|ic)|medulla(?:\s+oblongata)?"
+        r"|tect(?:um|al)(?:\s+plate)?"
+    ),
+}
 _VERB = r"grow(?:s|ing)?|increas(?:es|ing)|enlarg(?:es|ing)|progress(?:es|ing)|expand(?:s|ing)|"
 _VERB += r"shrink(?:s|ing)?|regress(?:es|ing)|decreas(?:es|ing)|reduc(?:es|ing)|evolv(?:es|ing)"
 _EVERY = rf"(?:\b(?:every|each)\s+(?:(?P<i_n>{NUM})\s*-?\s*)?(?P<i_u>{TIME_UNIT})"
@@ -111,10 +132,20 @@ RULES: list[Rule] = [
     ),
     _rule(
         rf"\b(?:{_BRAIN_ELSEWHERE})\b",
-        _reject("brain location '{word}' is not supported: frontal, parietal, temporal or occipital lobe"),
+        _reject("brain location '{word}' is not supported: " + _BRAIN_SUPPORTED),
     ),
     _rule(r"\bleft\s+middle\s+lobe\b", _reject("'{word}': the left lung has no middle lobe (try 'lingula')")),
     _rule(r"\b[23]-?d\b", _skip),  # "3D" (not 3 days)
+    # a glioma's pace is its grade (docs/design.md §3.2); before the sizes, which read "growing to"
+    _rule(
+        r"\b(?:slow(?:ly)?[\s-]*(?:growing|progressing|evolving)|indolent)\b",
+        if_glioma({"grade": "low"}),
+    ),
+    _rule(
+        r"\b(?:(?:fast|rapid(?:ly)?|quick(?:ly)?)[\s-]*(?:growing|progressing|evolving)"
+        r"|(?:highly\s+)?aggressive)\b",
+        if_glioma({"grade": "high"}),
+    ),
     # explicit points: before any rule that reads bare numbers
     _rule(
         rf"\bvoxels?(?:\s+(?:index|indices|coordinates?|position))?\s*(?:at|=|:)?\s*\(?\s*{_TRIPLE}\s*\)?",
@@ -309,6 +340,15 @@ RULES: list[Rule] = [
         r"\b(?:glioblastomas?(?:\s+multiforme)?|gbm|anaplastic\s+\w*gliomas?|anaplastic\s+astrocytomas?)\b",
         {"grade": "high", **GLIOMA},
     ),
+    # diffuse midline glioma, H3 K27-altered: WHO grade 4; the pons (DIPG) is its most frequent site
+    _rule(
+        r"\b(?:dipg|diffuse\s+intrinsic\s+pontine\s+gliomas?)\b",
+        {"grade": "high", "location.brain_lobe": "brainstem", **GLIOMA},
+    ),
+    _rule(
+        r"\b(?:diffuse\s+midline\s+gliomas?|dmg)(?:[\s,]+(?:h3[\s-]?)?k27(?:m|[\s-]?(?:altered|mutant))?)?\b",
+        sets({"grade": "high", **GLIOMA}, implies={"location.brain_lobe": "brainstem"}),
+    ),
     _rule(r"\b(?:high[\s-]?grade|hgg)\b", {"grade": "high", **GLIOMA}),
     # high grade: ring-enhancing rim around a necrotic core; low grade: no enhancement (docs/design.md §3.2)
     _rule(
@@ -323,9 +363,14 @@ RULES: list[Rule] = [
         r"|\bwho\s+(?P<g2>iv|iii|ii|i|[1-4])\b",
         grade,
     ),
+    # histology without a grade: diffuse astrocytoma and oligodendroglioma are most often WHO
+    # grade 2 (low); a grade word ("grade IV astrocytoma") or "anaplastic" overrides this
     _rule(
-        r"\b(?:gliomas?|astrocytomas?|oligodendrogliomas?|glial\s+tumou?rs?"
-        r"|brain\s+(?:tumou?rs?|neoplasms?|lesions?|mass(?:es)?|cancer))\b",
+        r"\b(?:(?:diffuse\s+)?astrocytomas?|oligodendrogliomas?|oligoastrocytomas?)\b",
+        sets(GLIOMA, implies={"grade": "low"}),
+    ),
+    _rule(
+        r"\b(?:gliomas?|glial\s+tumou?rs?|brain\s+(?:tumou?rs?|neoplasms?|lesions?|mass(?:es)?|cancer))\b",
         GLIOMA,
     ),
     # shape
@@ -339,6 +384,27 @@ RULES: list[Rule] = [
         r"\b(?:spiculat(?:ed|ion|ions)|spiky|stellate|ill[\s-]defined"
         r"|irregular(?:ly)?(?:[\s-]+(?:margins?|shaped|bordered))?)\b",
         {"shape": "spiculated"},
+    ),
+    # glioma crossing the midline through the corpus callosum ("butterfly"); naming the callosum
+    # also implies it as the start when no other region is given
+    _rule(
+        r"\bbutterfly(?:[\s-]+(?:glioma|glioblastoma|gbm|tumou?r|pattern|lesion)s?)?\b"
+        r"|\b(?:cross(?:es|ing)?|spread(?:s|ing)?|extend(?:s|ing)?|grow(?:s|ing)?)?\s*(?:across|through)"
+        r"\s+(?:the\s+)?(?:corpus\s+callosum|callosum)\b",
+        sets({"location.crosses_midline": True, **GLIOMA}, implies={"location.brain_lobe": _CALLOSUM}),
+    ),
+    _rule(
+        r"\b(?:cross(?:es|ing)?|spread(?:s|ing)?\s+across|extend(?:s|ing)?\s+across|across)\s+(?:the\s+)?"
+        r"midline\b|\bbi[\s-]?hemispheric\b",
+        {"location.crosses_midline": True, **GLIOMA},
+    ),
+    # deep and infratentorial brain regions ("left thalamus", "right insular glioma", "pons")
+    *(
+        _rule(
+            rf"\b(?:(?P<side>right|left)[\s-]+(?:sided\s+)?)?(?:{words})\b",
+            place({"location.brain_lobe": region, **GLIOMA}),
+        )
+        for region, words in _BRAIN_REGIONS.items()
     ),
     # lung location
     _rule(
