@@ -108,8 +108,11 @@ _RULES = (
     Rule("diameter_growth_mm_per_year", "within", {"low": (0.5, 20.0), "high": (2.0, 400.0)}, False,
          "low grade ≈ 4.1 mm/year (Mandonnet 2003), bands up to ≥ 12 mm/year (Pallud 2013); high "
          "grade grows much faster"),
-    Rule("fraction_across_midline", "at_most", 0.05, False,
-         "the falx is a barrier: gliomas cross the midline only through the corpus callosum"),
+    Rule("fraction_across_midline", "at_most", {"falx": 0.0, "butterfly": 1.0}, True,
+         "the falx is a barrier: a glioma reaches the other hemisphere (of this brain's own "
+         "midline) only through the corpus callosum, and only when the spec asks for it"),
+    Rule("lesion_on_requested_side", "true", None, True,
+         "a glioma asked for on one side starts on that side of this brain's own midline"),
     # --- re-measured by evaluate --------------------------------------------------------------
     Rule("mask_voxels_not_nested", "at_most", 0, True,
          "re-measured nesting: no voxel of an earlier mask is missing later (growing laws)"),

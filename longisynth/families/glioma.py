@@ -13,18 +13,22 @@ import numpy as np
 from numpy.typing import NDArray
 
 from longisynth import checks as ck
-from longisynth.anatomy.brain import BrainAnatomy, brain_anatomy, brain_region
+from longisynth.anatomy import midline as ml
+from longisynth.anatomy.brain import BrainAnatomy, brain_anatomy, brain_region, region_name
+from longisynth.anatomy.mri_intensity import detect_convention, skull_stripped
 from longisynth.appearance.mri import render_glioma
 from longisynth.appearance.noise import NoiseModel, estimate_noise
+from longisynth.errors import LesionDoesNotFitError
 from longisynth.families.base import Crops, Findings, Growth, Inputs, Placement, Site
-from longisynth.geometry import Box, Geometry
+from longisynth.geometry import Box
 from longisynth.growth.glioma import GliomaGrowth, simulate_glioma
 from longisynth.io.scan import Scan
 from longisynth.placement import choose_center, explicit_point_world
 from longisynth.refine.patches import Intensity
 from longisynth.result import Timepoint
-from longisynth.spec import Family, GliomaGrade, LesionSpec
+from longisynth.spec import Family, GliomaGrade, LesionSpec, Side
 
+POSTERIOR_FOSSA_SITES = ("cerebellum", "brainstem")  # brain_lobe values below the tentorium
 ANATOMY_CONTRAST_ORDER = ("t1", "t1c", "t2", "flair")
 RENDER_THRESHOLD = 1e-3  # tumour density below which the image is left untouched
 
@@ -32,6 +36,53 @@ RENDER_THRESHOLD = 1e-3  # tumour density below which the image is left untouche
 def anatomy_contrast(scans: Mapping[str, Scan]) -> str:
     """The contrast the brain anatomy is read from (T1 first: the best grey–white contrast)."""
     return next(c for c in (*ANATOMY_CONTRAST_ORDER, *scans) if c in scans)
+
+
+@dataclass(frozen=True)
+class GliomaAnatomy(BrainAnatomy):
+    """The brain anatomy plus its dural compartments (falx, tentorium; whole grid).
+
+    Attributes:
+        midline: the midsagittal surface found in this brain (MNI mm).
+        compartments: left / right hemisphere, posterior fossa, corpus callosum.
+    """
+
+    midline: ml.MidlineSurface | None = None
+    compartments: ml.Compartments | None = None
+
+    @property
+    def parts(self) -> ml.Compartments:
+        assert self.compartments is not None
+        return self.compartments
+
+
+def _with_compartments(base: BrainAnatomy) -> GliomaAnatomy:
+    vox_to_mni = ml.vox_to_mni(base.geometry.affine, base.mni_to_scan)
+    tissue = base.gm + base.wm
+    surface = ml.estimate_midline(tissue, base.brain, vox_to_mni)
+    parts = ml.compartments(base.brain, tissue, base.wm, vox_to_mni, surface)
+    fields = {f: getattr(base, f) for f in ("geometry", "brain", "csf", "gm", "wm", "mni_to_scan")}
+    return GliomaAnatomy(**fields, midline=surface, compartments=parts)
+
+
+def _seed_hemisphere(anatomy: GliomaAnatomy, center_world: NDArray[np.float64]) -> tuple[int, int]:
+    """(compartment, supratentorial side) of the voxel nearest to a lesion centre."""
+    ijk = np.clip(
+        np.round(anatomy.geometry.world_to_voxel(center_world)).astype(int),
+        0,
+        np.asarray(anatomy.brain.shape) - 1,
+    )
+    at = tuple(int(v) for v in ijk)
+    compartment = int(anatomy.parts.labels[at])
+    return compartment, ml.hemisphere_at(compartment, float(anatomy.parts.lateral_mm[at]))
+
+
+def _reachable(compartment: int, crosses_midline: bool) -> frozenset[int]:
+    """Compartments a glioma started in ``compartment`` may grow into: its own, and the other
+    hemisphere for a butterfly glioma (through the corpus callosum)."""
+    if compartment == ml.INFRATENTORIAL or not crosses_midline:
+        return frozenset({compartment})
+    return frozenset({ml.LEFT, ml.RIGHT})
 
 
 @dataclass
@@ -80,27 +131,40 @@ class Glioma:
     push_fraction = 0.25
     size_convention = "longest"  # a glioma's diameter_mm is its longest whole-tumour diameter
 
-    def anatomy(self, inputs: Inputs) -> BrainAnatomy:
+    def anatomy(self, inputs: Inputs) -> GliomaAnatomy:
         scans = inputs.scans
         name = anatomy_contrast(scans)
         known = dict(inputs.tissues) if inputs.tissues is not None else None
         brain_mask = None
         if known is not None:
             brain_mask = (known["csf"] + known["gm"] + known["wm"]) > 0.5
-        return brain_anatomy(
+        base = brain_anatomy(
             scans[name].values(), scans[name].geometry, name, tissues=known, brain_mask=brain_mask
         )
+        return _with_compartments(base)
 
-    def place(self, inputs: Inputs, anatomy: BrainAnatomy) -> Placement:
+    def place(self, inputs: Inputs, anatomy: GliomaAnatomy) -> Placement:
         spec = inputs.spec
         assert spec.diameter_mm is not None
         geometry = inputs.scans[anatomy_contrast(inputs.scans)].geometry
         loc = spec.location
         region = brain_region(anatomy, loc.side, loc.brain_lobe, loc.depth)
         region &= (anatomy.wm + anatomy.gm) > 0.5
+        lobe = loc.brain_lobe.value if loc.brain_lobe is not None else None
+        if lobe not in POSTERIOR_FOSSA_SITES:
+            region &= anatomy.parts.labels != ml.INFRATENTORIAL  # adult gliomas: supratentorial
+        if loc.side is not None:
+            # The side of this brain's own midline (a mass may have bent it away from MNI x = 0).
+            side = anatomy.parts.lateral_mm < 0 if loc.side == Side.LEFT else anatomy.parts.lateral_mm > 0
+            region &= side
+            if not region.any():
+                raise LesionDoesNotFitError(
+                    f"no brain tissue on the {loc.side.value} of this brain's midline in the requested "
+                    "region (lobes are approximate, from MNI152 coordinates)"
+                )
         clearance = min(15.0, 0.25 * spec.diameter_mm)
         what = f"a {spec.diameter_mm:g} mm glioma" + (
-            f" in the {loc.brain_lobe.value} lobe" if loc.brain_lobe else ""
+            f" in the {region_name(loc.brain_lobe)}" if loc.brain_lobe else ""
         )
         center = choose_center(
             anatomy.brain,
@@ -121,10 +185,13 @@ class Glioma:
         allowed: NDArray[np.bool_] = anatomy.brain[box.slices]
         return allowed
 
-    def grow(self, inputs: Inputs, anatomy: BrainAnatomy, site: Site) -> Growth:
+    def grow(self, inputs: Inputs, anatomy: GliomaAnatomy, site: Site) -> Growth:
         spec = inputs.spec
         assert spec.grade is not None and spec.diameter_mm is not None and spec.timepoints_days is not None
         sl = site.box.slices
+        compartment, _ = _seed_hemisphere(anatomy, site.placement.center_world)
+        crosses = bool(spec.location.crosses_midline)
+        parts = anatomy.parts
         growth = simulate_glioma(
             anatomy.wm[sl],
             anatomy.gm[sl],
@@ -137,11 +204,14 @@ class Glioma:
             list(spec.timepoints_days),
             spec.diameter_mm,
             inputs.rng["growth"],
+            compartments=parts.labels[sl],
+            bridges=parts.callosum[sl] if crosses else None,
+            reachable=_reachable(compartment, crosses),
         )
         support = np.any([c > RENDER_THRESHOLD for c in growth.concentration], axis=0)
         return Growth(list(growth.labels), support, state=growth)
 
-    def renderer(self, inputs: Inputs, anatomy: BrainAnatomy, box: Box) -> _GliomaRenderer:
+    def renderer(self, inputs: Inputs, anatomy: GliomaAnatomy, box: Box) -> _GliomaRenderer:
         scans, spec = inputs.scans, inputs.spec
         assert spec.grade is not None
         spacing = scans[anatomy_contrast(scans)].geometry.spacing_mm
@@ -159,27 +229,41 @@ class Glioma:
         return True
 
     def findings(
-        self, inputs: Inputs, anatomy: BrainAnatomy, site: Site, growth: Growth, timepoints: list[Timepoint]
+        self, inputs: Inputs, anatomy: GliomaAnatomy, site: Site, growth: Growth, timepoints: list[Timepoint]
     ) -> Findings:
         state: GliomaGrowth = growth.state
         scans = inputs.scans
-        geometry = scans[anatomy_contrast(scans)].geometry
+        assert anatomy.midline is not None
         return Findings(
-            checks=_glioma_checks(inputs.spec, timepoints, anatomy.mni_to_scan, geometry, site.box),
-            notes=["brain lobes are approximate (MNI152 coordinates after affine registration)"],
+            checks=_glioma_checks(inputs.spec, timepoints, anatomy, site),
+            notes=[
+                "brain lobes are approximate (MNI152 coordinates after affine registration); the "
+                "midline and the tentorium are found in this brain"
+            ],
             simulation={
                 "tumour_age_days": [round(a, 3) for a in state.ages_days],
                 "anatomy_contrast": anatomy_contrast(scans),
+                **_input_intensity(scans, anatomy.brain),
+                "midline": {
+                    "shift_p95_mm": round(anatomy.midline.shift_p95_mm, 1),
+                    "columns_found_fraction": round(anatomy.midline.reliable_fraction, 3),
+                },
             },
         )
 
 
+def _input_intensity(scans: Mapping[str, Scan], brain: NDArray[np.bool_]) -> dict[str, Any]:
+    """Metadata: each contrast's value convention (raw / minmax / zscore; the outputs keep it) and
+    whether the brain was given skull-stripped (judged on the anatomy contrast)."""
+    name = anatomy_contrast(scans)
+    return {
+        "intensity_convention": {c: detect_convention(s.values()).convention for c, s in scans.items()},
+        "skull_stripped": skull_stripped(scans[name].values(), brain),
+    }
+
+
 def _glioma_checks(
-    spec: LesionSpec,
-    timepoints: list[Timepoint],
-    mni_to_scan: NDArray[np.float64],
-    geometry: Geometry,
-    box: Box,
+    spec: LesionSpec, timepoints: list[Timepoint], anatomy: GliomaAnatomy, site: Site
 ) -> list[ck.Check]:
     assert spec.grade is not None
     out: list[ck.Check] = []
@@ -187,13 +271,16 @@ def _glioma_checks(
     if span_days > 0:
         rate = (timepoints[-1].longest_diameter_mm - timepoints[0].longest_diameter_mm) / span_days * 365.25
         out.append(ck.check("diameter_growth_mm_per_year", rate, variant=spec.grade.value))
-    # Midline: the fraction of the final tumour on the other hemisphere (MNI x sign) than its centre.
-    last = timepoints[-1]
-    idx = np.argwhere(last.mask > 0) + np.asarray(box.start)
-    if idx.size:
-        world = geometry.voxel_to_world(idx)
-        mni = (world - mni_to_scan[:3, 3]) @ np.linalg.inv(mni_to_scan[:3, :3]).T
-        side = np.sign(np.median(mni[:, 0]))
-        crossing = float(np.mean(np.sign(mni[:, 0]) == -side))
-        out.append(ck.check("fraction_across_midline", crossing))
+    # Side and midline, against this brain's own midline (hard): the tumour starts on the requested
+    # side and, unless the spec asks for a butterfly glioma, none of it lies in the other hemisphere.
+    _, hemisphere = _seed_hemisphere(anatomy, site.placement.center_world)
+    if spec.location.side is not None:
+        wanted = ml.LEFT if spec.location.side == Side.LEFT else ml.RIGHT
+        out.append(ck.check("lesion_on_requested_side", hemisphere == wanted))
+    last = timepoints[-1].mask > 0
+    if last.any():
+        other = ml.RIGHT if hemisphere == ml.LEFT else ml.LEFT
+        crossing = float(np.mean(anatomy.parts.labels[site.box.slices][last] == other))
+        variant = "butterfly" if spec.location.crosses_midline else "falx"
+        out.append(ck.check("fraction_across_midline", crossing, variant=variant))
     return out

@@ -3,8 +3,10 @@
 ∂c/∂t = ∇·(D∇c) + ρ c (1 − c), with c the tumour cell density (fraction of the carrying capacity),
 D = D_white·wm + (D_white/10)·gm (docs/design.md §3.2: white : grey ≈ 1 : 0.1–0.2) and D = 0 in CSF and
 outside the brain (no flux: the conductance of a face is the harmonic mean of its two voxels, which
-is 0 when either is 0). Visible regions are thresholds of c (Swanson's model, docs/design.md
-§3.2): T1c-visible core c ≥ 0.8, FLAIR-visible whole tumour c ≥ 0.16.
+is 0 when either is 0), slowed across white-matter boundaries so that fronts run along tracts,
+and 0 across the falx and the tentorium (dural compartments). Visible regions are thresholds of c
+(Swanson's model, docs/design.md §3.2): T1c-visible core c ≥ 0.8, FLAIR-visible whole tumour
+c ≥ 0.16 — each threshold varying smoothly in space around that value, for irregular margins.
 
 Numerics: the PDE runs on a coarser grid (≈ 1.5 mm) with Lie operator splitting: an explicit
 finite-volume diffusion step whose dt obeys the maximum principle (so 0 ≤ c ≤ 1 always) and the
@@ -19,6 +21,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,6 +30,8 @@ from scipy import ndimage
 from longisynth.errors import InvalidInputError, LesionDoesNotFitError
 from longisynth.measure import longest_diameter_mm
 from longisynth.spec import GliomaGrade
+
+_T = TypeVar("_T", bound=np.generic)
 
 FLAIR_THRESHOLD = 0.16  # whole tumour (FLAIR-bright) boundary, fraction of carrying capacity (§3.2)
 T1C_THRESHOLD = 0.8  # T1c-visible core boundary (docs/design.md §3.2)
@@ -38,13 +43,35 @@ SEED_SIGMA_MM = (
     2.0  # standard deviation of the Gaussian seed, mm (≈ front width √(D/ρ) of BraTS-like tumours)
 )
 # Patient-to-patient heterogeneity of the tissue: D and ρ are multiplied by exp(a·field), with a smooth
-# unit-variance random field (correlation ≈ 4 mm), so two seeds grow different shapes.
-LOG_SD_D = 0.25
+# unit-variance random field (correlation ≈ 6 mm), so two seeds grow different, lobulated shapes.
+# D's log-sd was raised from 0.25 for the BraTS 2018 whole-tumour solidity and sphericity (0.64 and
+# 0.64; ours were 0.86 and 0.74). ρ's stays small: where ρ is much higher than around it, the
+# infiltrative tail reaches full density before the front arrives and the tumour turns multifocal.
+LOG_SD_D = 0.8
 LOG_SD_RHO = 0.15
-FIELD_SIGMA_MM = 4.0
-# Enhancing-rim thickness of high-grade gliomas, mm: range measured on the BraTS 2015 cases
-# pat0005 (2.2 mm) and pat0006 (5.9 mm) by benchmarks/calibrate_glioma.py (Menze et al., IEEE TMI 2015).
-RIM_MM_RANGE = (2.2, 5.9)
+FIELD_SIGMA_MM = 6.0
+# Mean enhancing-rim thickness of high-grade gliomas, mm: 2.2 and 5.9 mm on the BraTS 2015 cases
+# pat0005 / pat0006, 3.5–6.6 mm on the six high-grade BraTS 2018 cases of ../shared/data (twice the
+# median depth of the enhancing voxels inside the tumour core; benchmarks/calibrate_glioma.py).
+RIM_MM_RANGE = (3.0, 7.0)
+RIM_LOG_SD = 0.45  # spread of the local rim thickness around its mean (log scale)
+RIM_FIELD_MM = 5.0  # correlation length of the rim thickness, mm
+# Tract-following anisotropy (see _tract_factors): α, the smoothing of the WM map and the edge scale.
+TRACT_ANISOTROPY = 0.7
+TRACT_SIGMA_MM = 1.5
+TRACT_EDGE_MM = 2.0
+# Spatially varying visibility thresholds (see simulate_glioma): spread and correlation length, set so
+# that 75 mm tumours in two BraTS 2018 brains have the real cases' core solidity (0.74; 0.86 with
+# fixed thresholds) and elongation (0.75) with the axis anisotropy below.
+FLAIR_THRESHOLD_LOG_SD = 0.9
+FLAIR_THRESHOLD_RANGE = (0.06, 0.6)
+# Low grade: the front is ~2.5× wider (sqrt(D/ρ) ≈ 2.3 mm), so the same spread of the threshold would
+# move the margin far more; kept small there (the 4.1 mm/year of Mandonnet 2003 is measured on it).
+LOW_GRADE_FLAIR_THRESHOLD_LOG_SD = 0.25
+CORE_THRESHOLD_SD = 0.14
+CORE_THRESHOLD_RANGE = (0.45, 0.97)
+THRESHOLD_FIELD_MM = 5.0
+AXIS_ANISOTROPY_RANGE = (1.0, 3.0)  # D along / across the tumour's dominant direction
 MIN_DIAMETER_MM = 5.0  # below this the seed blob itself dominates the shape
 FRONT_STEP_VOX = 0.4  # saved states every 0.4 coarse voxels of front motion (time interpolation error)
 MAX_DT_RHO = 0.05  # ρ·dt bound for the splitting error
@@ -93,23 +120,78 @@ def _downsample(arr: NDArray[np.float32], out_shape: tuple[int, ...]) -> NDArray
     return _linear_resample(pre, out_shape)
 
 
-def _smooth_field(shape: tuple[int, ...], h_mm: NDArray[np.float64], rng: np.random.Generator) -> NDArray:
-    """Smooth Gaussian random field with unit standard deviation (correlation ≈ FIELD_SIGMA_MM)."""
+def _smooth_field(
+    shape: tuple[int, ...], h_mm: NDArray[np.float64], rng: np.random.Generator, sigma_mm: float = 0.0
+) -> NDArray:
+    """Smooth Gaussian random field with unit standard deviation (correlation ≈ ``sigma_mm``,
+    default FIELD_SIGMA_MM)."""
     white = rng.standard_normal(shape, dtype=np.float32)
-    f = ndimage.gaussian_filter(white, FIELD_SIGMA_MM / h_mm, mode="wrap")
+    f = ndimage.gaussian_filter(white, (sigma_mm or FIELD_SIGMA_MM) / h_mm, mode="wrap")
     return f / max(float(f.std()), 1e-6)
 
 
-def _face_conductances(d: NDArray[np.floating], h_mm: NDArray[np.float64]) -> list[NDArray[np.float32]]:
-    """D on the faces between neighbours along each axis (harmonic mean; 0 if either side is 0) / h²."""
+def _pairs(arr: NDArray[_T], ax: int) -> tuple[NDArray[_T], NDArray[_T]]:
+    """The two sides of every face between neighbours along ``ax``."""
+    n = arr.shape[ax]
+    return np.take(arr, range(n - 1), axis=ax), np.take(arr, range(1, n), axis=ax)
+
+
+def _tract_factors(wm: NDArray[np.float32], h_mm: NDArray[np.float64]) -> list[NDArray[np.float32]]:
+    """Per-axis diffusion factors that favour spread along white-matter tracts.
+
+    Without diffusion imaging, the direction of a white-matter bundle is read from the shape of the
+    WM map: across a gyral core or a tract the WM fraction changes (its gradient ``n``), along it
+    it does not. The tensor ``I − α n nᵀ`` (diagonal part, α = :data:`TRACT_ANISOTROPY`) slows
+    spread across those boundaries and keeps it along them: fronts run out along the WM fingers and
+    spare the cortex, as oedema does on FLAIR.
+    """
+    smooth = ndimage.gaussian_filter(wm, TRACT_SIGMA_MM / h_mm, mode="nearest")
+    grads = np.gradient(smooth, *h_mm)
+    norm = np.sqrt(sum(g**2 for g in grads)) + np.float32(1e-6)
+    # Only where the WM map really has an edge (≥ 0.1 per 2 mm); flat regions stay isotropic.
+    weight = np.clip(norm * TRACT_EDGE_MM / 0.1, 0.0, 1.0)
+    return [(1.0 - TRACT_ANISOTROPY * weight * (g / norm) ** 2).astype(np.float32) for g in grads]
+
+
+def _face_conductances(
+    d: NDArray[np.floating],
+    h_mm: NDArray[np.float64],
+    compartments: NDArray[np.int8] | None = None,
+    bridges: NDArray[np.bool_] | None = None,
+    axis_factors: list[NDArray[np.float32]] | None = None,
+) -> list[NDArray[np.float32]]:
+    """D on the faces between neighbours along each axis (harmonic mean; 0 if either side is 0) / h².
+
+    Faces between two different ``compartments`` (the falx between the hemispheres, the tentorium
+    above the posterior fossa) conduct nothing unless both sides are ``bridges`` (the corpus
+    callosum of a butterfly glioma, the upper brainstem in the tentorial notch).
+    """
     out = []
     for ax in range(3):
-        a = np.take(d, range(d.shape[ax] - 1), axis=ax)
-        b = np.take(d, range(1, d.shape[ax]), axis=ax)
+        a, b = _pairs(d, ax)
         s = a + b
         k = np.divide(2.0 * a * b, s, out=np.zeros_like(s), where=s > 0)
+        if axis_factors is not None:
+            fa, fb = _pairs(axis_factors[ax], ax)
+            k = k * 0.5 * (fa + fb)
+        if compartments is not None:
+            ca, cb = _pairs(compartments, ax)
+            cut = ca != cb
+            if bridges is not None:
+                ba, bb = _pairs(bridges, ax)
+                cut &= ~(ba & bb)
+            k = np.where(cut, 0.0, k)
         out.append((k / np.float32(h_mm[ax] ** 2)).astype(np.float32))
     return out
+
+
+def _nearest_resample(arr: NDArray[_T], out_shape: tuple[int, ...]) -> NDArray[_T]:
+    """Nearest-neighbour resampling between grids covering the same extent (labels)."""
+    index = []
+    for n_in, n_out in zip(arr.shape, out_shape, strict=True):
+        x = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
+        index.append(np.clip(np.round(x).astype(np.intp), 0, n_in - 1))
+    return arr[np.ix_(*index)]
 
 
 def _diffuse(c: NDArray[np.float32], k_dt: list[NDArray[np.float32]]) -> NDArray[np.float32]:
@@ -133,19 +215,40 @@ def _touches_border(mask: NDArray[np.bool_]) -> bool:
     ) or bool(mask[..., -1].any())
 
 
+def _main_body(c: NDArray[np.float32], threshold: float | NDArray[np.float32]) -> NDArray[np.bool_]:
+    """Where ``c ≥ threshold``, connected to the densest such voxel: the tumour, without the specks
+    a heterogeneous tail can lift above a varying threshold ahead of the front."""
+    visible = c >= threshold
+    if not visible.any():
+        return visible
+    labelled, n = ndimage.label(visible)
+    if n <= 1:
+        return visible
+    densest = np.unravel_index(int(np.argmax(np.where(visible, c, -1.0))), c.shape)
+    return np.asarray(labelled == labelled[densest])
+
+
 def _labels(
-    c: NDArray[np.float32], grade: GliomaGrade, rim_mm: float, spacing: tuple[float, float, float]
+    c: NDArray[np.float32],
+    grade: GliomaGrade,
+    rim_mm: float | NDArray[np.float32],
+    spacing: tuple[float, float, float],
+    flair_threshold: float | NDArray[np.float32] = FLAIR_THRESHOLD,
+    core_threshold: float | NDArray[np.float32] = T1C_THRESHOLD,
 ) -> NDArray[np.uint8]:
     """BraTS 2023 labels from the density.
 
-    High grade: enhancing (3) where c ≥ 0.8, except deeper than ``rim_mm`` inside that core, which is
-    the necrotic core (1) — a rim of enhancement around necrosis, as in BraTS; oedema (2) for
-    0.16 ≤ c < 0.8. Low grade (no enhancement): the dense core c ≥ 0.8 is non-enhancing tumour
-    core (1, BraTS 2023 NETC) and the infiltrated FLAIR-bright rest is 2.
+    High grade: enhancing (3) where c ≥ the core threshold (0.8, or a per-voxel field around it),
+    except deeper than ``rim_mm`` (a number or a per-voxel map) inside that core, which is the
+    necrotic core (1) — a rim of enhancement around necrosis, as in BraTS; oedema (2) from the
+    FLAIR threshold (0.16, or a field around it) up to the core. Low grade (no enhancement): the
+    dense core is non-enhancing tumour core (1, BraTS 2023 NETC) and the infiltrated FLAIR-bright
+    rest is 2. Only the body connected to the densest voxel is labelled.
     """
     labels = np.zeros(c.shape, dtype=np.uint8)
-    labels[c >= FLAIR_THRESHOLD] = 2
-    core = c >= T1C_THRESHOLD
+    whole = _main_body(c, flair_threshold)
+    labels[whole] = 2
+    core = whole & (c >= core_threshold)
     if grade == GliomaGrade.LOW:
         labels[core] = 1
         return labels
@@ -155,7 +258,8 @@ def _labels(
         padded = np.pad(core[sl], 1)
         depth = ndimage.distance_transform_edt(padded, sampling=spacing)[1:-1, 1:-1, 1:-1]
         sub = labels[sl]
-        sub[depth > rim_mm] = 1
+        rim = rim_mm[sl] if isinstance(rim_mm, np.ndarray) else rim_mm
+        sub[depth > rim] = 1
     return labels
 
 
@@ -171,6 +275,9 @@ def simulate_glioma(
     times_days: list[float],
     final_diameter_mm: float,
     rng: np.random.Generator,
+    compartments: NDArray[np.int8] | None = None,
+    bridges: NDArray[np.bool_] | None = None,
+    reachable: frozenset[int] | None = None,
 ) -> GliomaGrowth:
     """Grow a glioma from a seed so that its whole tumour reaches ``final_diameter_mm`` at the last scan.
 
@@ -184,6 +291,14 @@ def simulate_glioma(
         times_days: scan days, strictly increasing (e.g. [0, 60, 120, 180]).
         final_diameter_mm: longest diameter of the whole tumour (label > 0) at the last scan, mm.
         rng: the study's generator (tissue heterogeneity, enhancing-rim thickness).
+        compartments: optional dural compartments on the crop (int labels, 0 outside the brain;
+            :mod:`longisynth.anatomy.midline`): no flux between two of them, so the tumour stays
+            behind the falx and the tentorium.
+        bridges: optional crop mask where crossing between compartments is allowed (corpus
+            callosum, tentorial notch).
+        reachable: compartments the tumour may occupy on the crop grid (default: all). Crossings
+            are blocked on the coarse simulation grid; this removes what interpolation onto the
+            crop would otherwise smear across a barrier.
 
     Raises:
         InvalidInputError: inconsistent arrays or parameters.
@@ -215,6 +330,13 @@ def simulate_glioma(
     wm_c = _downsample(wm, c_shape)
     gm_c = _downsample(gm, c_shape)
     tissue = (wm_c + gm_c) >= TISSUE_MIN
+    comp_c = bridge_c = None
+    if compartments is not None:
+        if np.shape(compartments) != fine_shape:
+            raise InvalidInputError("the compartment map must have the tissue maps' shape")
+        comp_c = _nearest_resample(np.asarray(compartments, dtype=np.int8), c_shape)
+        if bridges is not None:
+            bridge_c = _nearest_resample(np.asarray(bridges, dtype=bool), c_shape)
     seed_c = (np.asarray(seed_voxel, dtype=np.float64) + 0.5) * (np.asarray(c_shape) / fine_shape) - 0.5
     seed_idx = tuple(int(np.clip(round(s), 0, n - 1)) for s, n in zip(seed_c, c_shape, strict=True))
     if not tissue[seed_idx]:
@@ -224,11 +346,37 @@ def simulate_glioma(
     log_d = _smooth_field(c_shape, h, rng)
     log_rho = _smooth_field(c_shape, h, rng)
     rim_mm = float(rng.uniform(*RIM_MM_RANGE)) if grade == GliomaGrade.HIGH else 0.0
+    # Thick, irregular, nodular enhancement: the rim's local thickness varies around its drawn mean
+    # (log-normal, correlation RIM_FIELD_MM), so necrosis is irregular rather than a sphere.
+    rim_map = (rim_mm * np.exp(RIM_LOG_SD * _smooth_field(fine_shape, spacing, rng, RIM_FIELD_MM))).astype(
+        np.float32
+    )
+
+    # Irregular, lobulated visible boundaries: the density at which tissue looks abnormal varies
+    # in space (log-normal around FLAIR_THRESHOLD, normal around T1C_THRESHOLD, correlation
+    # THRESHOLD_FIELD_MM) — real FLAIR and enhancing margins are not iso-density surfaces.
+    log_sd = FLAIR_THRESHOLD_LOG_SD if grade == GliomaGrade.HIGH else LOW_GRADE_FLAIR_THRESHOLD_LOG_SD
+    flair_thr = np.clip(
+        FLAIR_THRESHOLD * np.exp(log_sd * _smooth_field(fine_shape, spacing, rng, THRESHOLD_FIELD_MM)),
+        *FLAIR_THRESHOLD_RANGE,
+    ).astype(np.float32)
+    core_thr = np.clip(
+        T1C_THRESHOLD + CORE_THRESHOLD_SD * _smooth_field(fine_shape, spacing, rng, THRESHOLD_FIELD_MM),
+        *CORE_THRESHOLD_RANGE,
+    ).astype(np.float32)
+
+    # A dominant spreading direction per tumour (along the main tract it follows: corona radiata,
+    # longitudinal fasciculi, callosum — approximated by one array axis), D scaled by ratio^(2/3)
+    # along it and ratio^(−1/3) across (geometric mean 1): real gliomas are elongated.
+    dominant = int(rng.integers(3))
+    ratio = float(rng.uniform(*AXIS_ANISOTROPY_RANGE))
+    axis_scale = [ratio ** (2 / 3) if ax == dominant else ratio ** (-1 / 3) for ax in range(3)]
+    tract = [f * np.float32(a) for f, a in zip(_tract_factors(wm_c, h), axis_scale, strict=True)]
 
     d_map = d_white_mm2_per_day * (wm_c + GREY_TO_WHITE_D * gm_c) * np.exp(LOG_SD_D * log_d)
     d_map = np.where(tissue, d_map, 0.0).astype(np.float32)
     rho_map = (rho_per_day * np.exp(LOG_SD_RHO * log_rho)).astype(np.float32)
-    conductances = _face_conductances(d_map, h)
+    conductances = _face_conductances(d_map, h, comp_c, bridge_c, tract)
 
     # dt: maximum principle for the explicit step (sum of a voxel's face conductances × dt ≤ 1, with a
     # 10 % margin) and a bound on ρ·dt for the splitting error.
@@ -250,7 +398,13 @@ def simulate_glioma(
     v_grey = 2.0 * math.sqrt(GREY_TO_WHITE_D * d_white_mm2_per_day * rho_per_day)
     t_max = 2.0 * final_diameter_mm / v_grey + 20.0 / rho_per_day
     component, _ = ndimage.label(tissue)
-    region_size = int(np.count_nonzero(component == component[seed_idx]))
+    region = component == component[seed_idx]
+    seed_region = region
+    if comp_c is not None:
+        seed_region = region & (comp_c == comp_c[seed_idx])
+        if reachable is not None:
+            region &= np.isin(comp_c, sorted(reachable))
+    region_size = int(np.count_nonzero(region))
     duration = times[-1] - times[0]
 
     grids = [np.arange(n, dtype=np.float64) * hh for n, hh in zip(c_shape, h, strict=True)]
@@ -258,13 +412,15 @@ def simulate_glioma(
         ((g - s * hh) ** 2).reshape([-1 if k == ax else 1 for k in range(3)])
         for ax, (g, s, hh) in enumerate(zip(grids, seed_c, h, strict=True))
     )
-    # The seed lives only in the tissue connected to it (no cells jump across CSF).
-    seed_region = component == component[seed_idx]
+    # The seed lives only in the tissue connected to it (no cells jump across CSF), on its side of
+    # the falx and the tentorium.
     c = np.where(seed_region, SEED_PEAK * np.exp(-0.5 * r2 / SEED_SIGMA_MM**2), 0.0).astype(np.float32)
 
     t = 0.0
     states: list[tuple[float, NDArray[np.float32]]] = [(t, c)]
-    diam_prev = longest_diameter_mm(c >= FLAIR_THRESHOLD, tuple(h))
+    # The coarse grid sees the same visibility threshold as the crop (nearest sample of the field).
+    flair_thr_c = _nearest_resample(flair_thr, c_shape)
+    diam_prev = longest_diameter_mm(_main_body(c, flair_thr_c), tuple(h))
     history: list[tuple[float, float]] = [(t, diam_prev)]
     crossing: float | None = None
     extra = 0
@@ -274,7 +430,7 @@ def simulate_glioma(
             c = _diffuse(c, k_dt)
             c = c * growth / (1.0 + c * (growth - 1.0))  # exact logistic step (ρ c (1 − c))
         t += check_days
-        visible = c >= FLAIR_THRESHOLD
+        visible = _main_body(c, flair_thr_c)
         hit_limit = _touches_border(visible) or int(visible.sum()) >= 0.98 * region_size
         if crossing is None:
             if hit_limit:
@@ -306,6 +462,8 @@ def simulate_glioma(
                 f"but the study lasts {duration:g} days; shorten the study or enlarge the tumour"
             )
         fine_tissue = (wm + gm) >= TISSUE_MIN
+        if compartments is not None and reachable is not None:
+            fine_tissue &= np.isin(compartments, sorted(reachable))
         concs: list[NDArray[np.float32]] = []
         labs: list[NDArray[np.uint8]] = []
         running = np.zeros(fine_shape, dtype=np.float32)
@@ -316,7 +474,9 @@ def simulate_glioma(
             # States are interpolated in time; the running maximum guarantees nesting over time.
             running = np.maximum(running, fine)
             concs.append(running.copy())
-            labs.append(_labels(running, grade, rim_mm, (spacing[0], spacing[1], spacing[2])))
+            labs.append(
+                _labels(running, grade, rim_map, (spacing[0], spacing[1], spacing[2]), flair_thr, core_thr)
+            )
         return concs, labs, ages
 
     concs, labs, ages = render(crossing)

@@ -74,11 +74,26 @@ def sample_glioma_diameter_mm(
 # Reaction–diffusion parameters (docs/design.md §3.2): rho 0.0012/day (low) to 0.012/day (high grade).
 # D_white for low grade chosen so the front speed 2*sqrt(D*rho) gives ~4.1 mm/year diameter growth
 # (Mandonnet et al., Ann Neurol 2003): 2*2*sqrt(0.0065*0.0012)*365 = 4.1 mm/year.
-# High grade: D_white = 0.01 (inside the range 2.7e-3…2.7e-1 of docs/design.md §3.2) keeps the front thin,
-# sqrt(D/rho) ≈ 0.9 mm, so a 45 mm tumour shows an enhancing rim around necrosis with a core of
-# ≈ 45 % of the whole tumour as on the BraTS cases; D = 0.27 gives a front ≈ 28 mm wide with no core.
+# High grade: D_white is drawn per tumour, log-uniform in HIGH_GRADE_D_WHITE_RANGE (inside the range
+# 2.7e-3…2.7e-1 of docs/design.md §3.2). The front width sqrt(D/rho) sets how much of the whole tumour
+# is FLAIR-only oedema: on the BraTS 2018 cases of ../shared/data oedema is 33–76 % of the whole
+# tumour (median 54 %); on 75 mm tumours in two of those brains D = 0.015 gave 43 %, 0.025 gave 49 %,
+# 0.05 gave 54 %. Larger D is not drawn: the model's oedema is infiltrating tumour cells only, and
+# with a wide front a 45 mm tumour reaches its size before any of it is dense enough to enhance.
 DEFAULT_RHO_PER_DAY: dict[GliomaGrade, float] = {GliomaGrade.LOW: 0.0012, GliomaGrade.HIGH: 0.012}
-DEFAULT_D_WHITE_MM2_PER_DAY: dict[GliomaGrade, float] = {GliomaGrade.LOW: 0.0065, GliomaGrade.HIGH: 0.01}
+DEFAULT_D_WHITE_MM2_PER_DAY: dict[GliomaGrade, float] = {GliomaGrade.LOW: 0.0065, GliomaGrade.HIGH: 0.05}
+HIGH_GRADE_D_WHITE_RANGE = (0.01, 0.025)  # mm²/day, log-uniform
+
+
+def sample_d_white_mm2_per_day(grade: GliomaGrade, rng: np.random.Generator) -> float:
+    """D_white of a glioma whose request gives none, mm²/day: drawn for high grade (log-uniform in
+    :data:`HIGH_GRADE_D_WHITE_RANGE`), the Mandonnet-calibrated default for low grade."""
+    if grade != GliomaGrade.HIGH:
+        return DEFAULT_D_WHITE_MM2_PER_DAY[grade]
+    lo, hi = HIGH_GRADE_D_WHITE_RANGE
+    return round(float(np.exp(rng.uniform(np.log(lo), np.log(hi)))), 5)
+
+
 DEFAULT_N_TIMEPOINTS = 4
 DEFAULT_DURATION_DAYS: dict[Family, float] = {Family.LUNG_NODULE: 365.0, Family.GLIOMA: 180.0}
 DEFAULT_SOLID_FRACTION = 0.5

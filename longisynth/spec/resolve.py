@@ -111,8 +111,8 @@ def resolve_spec(spec: LesionSpec, modality: Modality, rng: np.random.Generator)
         s.growth.proliferation_per_day = (
             s.growth.proliferation_per_day or defaults.DEFAULT_RHO_PER_DAY[s.grade]
         )
-        s.growth.diffusion_mm2_per_day = (
-            s.growth.diffusion_mm2_per_day or defaults.DEFAULT_D_WHITE_MM2_PER_DAY[s.grade]
+        s.growth.diffusion_mm2_per_day = s.growth.diffusion_mm2_per_day or (
+            defaults.sample_d_white_mm2_per_day(s.grade, rng)
         )
         if s.location.attachment is not None or s.location.juxtapleural:
             raise InvalidInputError("attachment (pleura, vessel, fissure) is for lung nodules, not gliomas")

@@ -172,15 +172,36 @@ def test_high_grade_has_enhancing_rim_around_necrosis(
 ) -> None:
     last = hgg.labels[-1]
     counts = np.bincount(last.ravel(), minlength=4)
-    assert counts[1] > 0 and counts[2] > 0 and counts[3] > 0
-    # Necrosis is wrapped by enhancing tumour: its 1-voxel neighbourhood is only necrosis/enhancing.
+    assert counts[2] > 0 and counts[3] > 0
+    # Necrosis (when this 40 mm tumour has any: its rim is 3–7 mm thick and varies in space) is
+    # wrapped by enhancing tumour: its 1-voxel neighbourhood is only necrosis/enhancing.
     shell = ndimage.binary_dilation(last == 1) & (last != 1)
-    assert set(np.unique(last[shell])) == {3}
+    assert set(np.unique(last[shell])) <= {3}
     # Oedema wraps the enhancing core, except where it abuts CSF (the ventricle wall stops the cells).
     wm, gm, _ = phantom
     healthy_tissue = (last == 0) & ((wm + gm) >= TISSUE_MIN)
     assert not np.any(ndimage.binary_dilation(healthy_tissue) & (last == 3))
     assert hgg.rim_thickness_mm > 2.0
+
+
+def test_high_grade_necrosis_is_common_and_irregular(phantom: tuple[NDArray[np.float32], ...]) -> None:
+    """Over seeds, most 40 mm high-grade tumours have a necrotic core, and the enhancing rim around
+    it is irregular (its thickness varies), not a uniform shell."""
+    wm, gm, csf = phantom
+    with_necrosis, spreads = 0, []
+    for seed in range(6):
+        res = simulate_glioma(
+            wm, gm, csf, SPACING, SEED, "high", HGG_RHO, HGG_D, [0.0, 90.0], 40.0, np.random.default_rng(seed)
+        )
+        last = res.labels[-1]
+        if np.any(last == 1):
+            with_necrosis += 1
+            core = (last == 1) | (last == 3)
+            depth = ndimage.distance_transform_edt(core)
+            inner = (last == 3) & ndimage.binary_dilation(last == 1)
+            spreads.append(float(np.std(depth[inner])))
+    assert with_necrosis >= 4
+    assert np.median(spreads) > 0.5  # mm: the rim's inner surface is not at one depth
 
 
 def test_low_grade_has_no_enhancement(lgg: GliomaGrowth) -> None:

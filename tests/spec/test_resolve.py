@@ -24,6 +24,7 @@ from longisynth.spec import (
     merge_specs,
     resolve_spec,
 )
+from longisynth.spec.defaults import HIGH_GRADE_D_WHITE_RANGE
 
 RNG = np.random.default_rng(0)
 
@@ -42,7 +43,9 @@ def test_mr_defaults_to_high_grade_reaction_diffusion() -> None:
     s = resolve_spec(LesionSpec(), Modality.MR, RNG)
     assert s.family == Family.GLIOMA and s.grade == GliomaGrade.HIGH
     assert s.growth.law == GrowthLaw.REACTION_DIFFUSION
-    assert s.growth.proliferation_per_day == 0.012 and s.growth.diffusion_mm2_per_day == 0.01
+    assert s.growth.proliferation_per_day == 0.012
+    lo, hi = HIGH_GRADE_D_WHITE_RANGE  # drawn per tumour (oedema fraction of BraTS 2018)
+    assert s.growth.diffusion_mm2_per_day is not None and lo <= s.growth.diffusion_mm2_per_day <= hi
 
 
 def test_baseline_and_final_give_doubling_time() -> None:
