@@ -248,10 +248,10 @@ def _mni_coordinates(anatomy: BrainAnatomy, voxels: NDArray[np.intp]) -> NDArray
     return world @ scan_to_mni[:3, :3].T + scan_to_mni[:3, 3]
 
 
-def _in_ellipsoid(
-    x_abs: NDArray[np.float64],
-    y: NDArray[np.float64],
-    z: NDArray[np.float64],
+def in_mirrored_ellipsoid(
+    x_abs: NDArray[np.floating],
+    y: NDArray[np.floating],
+    z: NDArray[np.floating],
     centre: tuple[float, float, float],
     semi_axes: tuple[float, float, float],
 ) -> NDArray[np.bool_]:
@@ -304,10 +304,10 @@ def lobe_masks(xyz: NDArray[np.float64]) -> dict[BrainLobe, NDArray[np.bool_]]:
         BrainLobe.TEMPORAL: temporal & ~infratentorial,
         BrainLobe.PARIETAL: parietal & ~infratentorial,
         BrainLobe.OCCIPITAL: occipital & ~infratentorial,
-        BrainLobe.INSULA: _in_ellipsoid(ax, y, z, (38.0, -2.0, 5.0), (5.0, 24.0, 14.0)),
-        BrainLobe.THALAMUS: _in_ellipsoid(ax, y, z, (12.0, -18.0, 7.0), (8.0, 14.0, 9.0)),
-        BrainLobe.BASAL_GANGLIA: _in_ellipsoid(ax, y, z, (22.0, 3.0, 1.0), (9.0, 15.0, 9.0))
-        | _in_ellipsoid(ax, y, z, (13.0, 12.0, 10.0), (5.0, 9.0, 8.0)),
+        BrainLobe.INSULA: in_mirrored_ellipsoid(ax, y, z, (38.0, -2.0, 5.0), (5.0, 24.0, 14.0)),
+        BrainLobe.THALAMUS: in_mirrored_ellipsoid(ax, y, z, (12.0, -18.0, 7.0), (8.0, 14.0, 9.0)),
+        BrainLobe.BASAL_GANGLIA: in_mirrored_ellipsoid(ax, y, z, (22.0, 3.0, 1.0), (9.0, 15.0, 9.0))
+        | in_mirrored_ellipsoid(ax, y, z, (13.0, 12.0, 10.0), (5.0, 9.0, 8.0)),
         BrainLobe.CORPUS_CALLOSUM: (ax < 15) & (y > -38) & (y < 32) & (z > 0) & (z < 32),
         BrainLobe.BRAINSTEM: brainstem,
         BrainLobe.CEREBELLUM: (z < -15) & (y < -40) & ~brainstem,

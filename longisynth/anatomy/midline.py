@@ -39,6 +39,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from longisynth.anatomy.brain import in_mirrored_ellipsoid
 from longisynth.geometry import Box
 
 BIN_MM = 4.0  # (y, z) column size of the midline search, mm
@@ -247,17 +248,6 @@ def compartments(
     return Compartments(labels, np.asarray(callosum), lateral)
 
 
-def _ellipsoid(
-    x: NDArray[np.float32],
-    y: NDArray[np.float32],
-    z: NDArray[np.float32],
-    centre: tuple[float, float, float],
-    radii: tuple[float, float, float],
-) -> NDArray[np.bool_]:
-    q = sum(((a - c) / r) ** 2 for a, c, r in zip((x, y, z), centre, radii, strict=True))
-    return np.asarray(q <= 1.0)
-
-
 def posterior_fossa(
     brain: NDArray[np.bool_], tissue: NDArray[np.floating], vox_to_mni_affine: NDArray[np.float64]
 ) -> NDArray[np.bool_]:
@@ -277,13 +267,13 @@ def posterior_fossa(
     inside = brain[box.slices]
     t = np.asarray(tissue[box.slices], dtype=np.float32)
     solid = inside & (t > 0.5)
+    ax = np.abs(x)
     below = (
-        _ellipsoid(x, y, z, (28.0, -62.0, -35.0), (15.0, 15.0, 10.0))
-        | _ellipsoid(x, y, z, (-28.0, -62.0, -35.0), (15.0, 15.0, 10.0))
-        | _ellipsoid(x, y, z, (0.0, -65.0, -25.0), (6.0, 10.0, 8.0))
-        | _ellipsoid(x, y, z, (0.0, -25.0, -32.0), (8.0, 8.0, 8.0))
+        in_mirrored_ellipsoid(ax, y, z, (28.0, -62.0, -35.0), (15.0, 15.0, 10.0))  # cerebellum
+        | in_mirrored_ellipsoid(ax, y, z, (0.0, -65.0, -25.0), (6.0, 10.0, 8.0))  # vermis
+        | in_mirrored_ellipsoid(ax, y, z, (0.0, -25.0, -32.0), (8.0, 8.0, 8.0))  # pons
     )
-    above = (z > 10.0) | ((y > -15.0) & (np.abs(x) > 20.0))
+    above = (z > 10.0) | ((y > -15.0) & (ax > 20.0))
     markers = np.zeros(box.shape, dtype=np.int16)
     markers[solid & above] = 1
     markers[solid & below & ~above] = 2

