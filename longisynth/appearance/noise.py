@@ -104,7 +104,8 @@ def _raw_estimate(
         m = ndimage.binary_erosion(mask[sl], iterations=2)
         # Detrend with a 7-voxel local mean: removes anatomy, keeps (most of) the noise.
         r = v - ndimage.uniform_filter(v, size=7, mode="nearest")
-        local_sd = np.sqrt(ndimage.uniform_filter(r * r, size=5, mode="nearest"))
+        # (the running mean of r² can come out a rounding error below 0 on flat, exactly-zero data)
+        local_sd = np.sqrt(np.maximum(ndimage.uniform_filter(r * r, size=5, mode="nearest"), 0.0))
         if m.sum() < 100:
             continue
         # Drop edges: keep voxels whose local spread is below the block's median inside the mask.

@@ -292,3 +292,17 @@ def test_calcification_patterns(pattern: Calcification) -> None:
         assert calc[(r > 0.64) & (r < 0.7)].mean() > 0.5
     elif pattern == Calcification.CENTRAL:
         assert at_centre == 1
+
+
+def test_noise_estimate_on_an_exactly_flat_background_is_clean() -> None:
+    """A skull-stripped MRI's zero background next to noisy tissue: the estimator neither warns
+    (no square root of a rounding-error negative) nor finds noise in the flat part."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    img = np.zeros((60, 60, 60), dtype=np.float32)
+    img[:, :30] = 100.0 + rng.normal(0.0, 5.0, (60, 30, 60)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        model = estimate_noise(img, (1.0, 1.0, 1.0), np.ones(img.shape, dtype=bool))
+    assert 0.0 <= model.sigma < 6.0
