@@ -29,6 +29,7 @@ from longisynth.result import Timepoint
 from longisynth.spec import Family, GliomaGrade, LesionSpec, Side
 
 POSTERIOR_FOSSA_SITES = ("cerebellum", "brainstem")  # brain_lobe values below the tentorium
+BUTTERFLY_SEED_MM = 4.0  # a butterfly glioma starts within this of the midline, mm
 ANATOMY_CONTRAST_ORDER = ("t1", "t1c", "t2", "flair")
 RENDER_THRESHOLD = 1e-3  # tumour density below which the image is left untouched
 
@@ -162,6 +163,13 @@ class Glioma:
                     f"no brain tissue on the {loc.side.value} of this brain's midline in the requested "
                     "region (lobes are approximate, from MNI152 coordinates)"
                 )
+        if loc.crosses_midline and lobe == "corpus_callosum":
+            # A butterfly glioma starts in the callosum at the midline, so that it reaches both
+            # hemispheres (seeded off-centre it stays mostly on one side).
+            central = (
+                region & anatomy.parts.callosum & (np.abs(anatomy.parts.lateral_mm) <= BUTTERFLY_SEED_MM)
+            )
+            region = central if central.any() else region
         clearance = min(15.0, 0.25 * spec.diameter_mm)
         what = f"a {spec.diameter_mm:g} mm glioma" + (
             f" in the {region_name(loc.brain_lobe)}" if loc.brain_lobe else ""

@@ -155,3 +155,19 @@ def test_butterfly_crosses_only_when_asked() -> None:
         crossing[crosses] = check.value
     assert crossing[False] == 0.0
     assert crossing[True] > 0.05
+
+
+def test_butterfly_prompt_spreads_to_both_hemispheres() -> None:
+    """ "Butterfly glioblastoma": seeded in the corpus callosum at the midline, it reaches both
+    hemispheres in earnest (41 % across on the phantom; seeded off-centre it was 0.8 %)."""
+    demo = demo_input("glioma")
+    study = longisynth.generate(
+        {"t1": demo.scans["t1"]},
+        "butterfly glioblastoma, 55 mm, 2 timepoints over 60 days",
+        seed=1,
+        brain_tissues=demo.brain_tissues,
+        refine=False,
+    )
+    assert study.spec.location.crosses_midline
+    check = next(c for c in study.checks if c.name == "fraction_across_midline")
+    assert check.passed and check.value > 0.2
