@@ -158,7 +158,7 @@ def test_butterfly_crosses_only_when_asked() -> None:
 
 
 def test_butterfly_prompt_spreads_to_both_hemispheres() -> None:
-    """ "Butterfly glioblastoma": seeded in the corpus callosum at the midline, it reaches both
+    """A "butterfly glioblastoma" is seeded in the corpus callosum at the midline and reaches both
     hemispheres in earnest (41 % across on the phantom; seeded off-centre it was 0.8 %)."""
     demo = demo_input("glioma")
     study = longisynth.generate(
