@@ -75,7 +75,7 @@ class MidlineSurface:
     z0_mm: float
     x_mm: NDArray[np.float64]
     reliable_fraction: float
-    found: NDArray[np.bool_] | None = None
+    found: NDArray[np.bool_]
 
     def at(self, y_mm: NDArray[np.float64], z_mm: NDArray[np.float64]) -> NDArray[np.float64]:
         """m(y, z), MNI mm (bilinear between columns; the edge columns extend outwards)."""
@@ -87,7 +87,7 @@ class MidlineSurface:
     def shift_p95_mm(self) -> float:
         """95th percentile of |m| over the columns where the midline was found: how far this
         brain's midline bends away from the registered plane, mm."""
-        found = np.abs(self.x_mm[self.found]) if self.found is not None else np.zeros(0)
+        found = np.abs(self.x_mm[self.found])
         return float(np.percentile(found, 95)) if found.size else 0.0
 
 
@@ -131,7 +131,7 @@ def estimate_midline(
     """
     box = _brain_box(brain)
     if box.shape == (0, 0, 0):
-        return MidlineSurface(0.0, 0.0, np.zeros((1, 1)), 0.0)
+        return MidlineSurface(0.0, 0.0, np.zeros((1, 1)), 0.0, np.zeros((1, 1), dtype=bool))
     half = SEARCH_MM + MIRROR_MM + 2.0
     x, y, z = _mni_axes(vox_to_mni_affine, brain.shape, box)  # type: ignore[arg-type]
     near = np.abs(x) <= half
@@ -226,19 +226,17 @@ def compartments(
     wm: NDArray[np.floating],
     vox_to_mni_affine: NDArray[np.float64],
     surface: MidlineSurface,
-    box: Box | None = None,
 ) -> Compartments:
-    """Compartments of the voxels of ``box`` (whole grid when ``None``); inputs on the full grid."""
-    box = box or Box((0, 0, 0), brain.shape)  # type: ignore[arg-type]
-    x, y, z = _mni_axes(vox_to_mni_affine, brain.shape, box)  # type: ignore[arg-type]
+    """Compartments of every voxel of the grid of ``brain`` (all inputs on that grid)."""
+    whole = Box((0, 0, 0), brain.shape)  # type: ignore[arg-type]
+    x, y, z = _mni_axes(vox_to_mni_affine, brain.shape, whole)  # type: ignore[arg-type]
     lateral = (x - surface.at(np.asarray(y, np.float64), np.asarray(z, np.float64))).astype(np.float32)
-    inside = brain[box.slices]
     labels = np.where(lateral < 0, LEFT, RIGHT).astype(np.int8)
-    labels[posterior_fossa(brain, tissue, vox_to_mni_affine)[box.slices]] = INFRATENTORIAL
-    labels[~inside] = 0
+    labels[posterior_fossa(brain, tissue, vox_to_mni_affine)] = INFRATENTORIAL
+    labels[~brain] = 0
     callosum = (
-        inside
-        & (np.asarray(wm[box.slices]) > 0.5)
+        brain
+        & (np.asarray(wm) > 0.5)
         & (np.abs(lateral) < CALLOSUM_HALF_WIDTH_MM)
         & (y > -40.0)
         & (y < 35.0)

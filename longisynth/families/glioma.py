@@ -26,9 +26,9 @@ from longisynth.io.scan import Scan
 from longisynth.placement import choose_center, explicit_point_world
 from longisynth.refine.patches import Intensity
 from longisynth.result import Timepoint
-from longisynth.spec import Family, GliomaGrade, LesionSpec, Side
+from longisynth.spec import BrainLobe, Family, GliomaGrade, LesionSpec, Side
+from longisynth.spec.schema import POSTERIOR_FOSSA
 
-POSTERIOR_FOSSA_SITES = ("cerebellum", "brainstem")  # brain_lobe values below the tentorium
 BUTTERFLY_SEED_MM = 4.0  # a butterfly glioma starts within this of the midline, mm
 ANATOMY_CONTRAST_ORDER = ("t1", "t1c", "t2", "flair")
 RENDER_THRESHOLD = 1e-3  # tumour density below which the image is left untouched
@@ -151,8 +151,7 @@ class Glioma:
         loc = spec.location
         region = brain_region(anatomy, loc.side, loc.brain_lobe, loc.depth)
         region &= (anatomy.wm + anatomy.gm) > 0.5
-        lobe = loc.brain_lobe.value if loc.brain_lobe is not None else None
-        if lobe not in POSTERIOR_FOSSA_SITES:
+        if loc.brain_lobe not in POSTERIOR_FOSSA:
             region &= anatomy.parts.labels != ml.INFRATENTORIAL  # adult gliomas: supratentorial
         if loc.side is not None:
             # The side of this brain's own midline (a mass may have bent it away from MNI x = 0).
@@ -163,7 +162,7 @@ class Glioma:
                     f"no brain tissue on the {loc.side.value} of this brain's midline in the requested "
                     "region (lobes are approximate, from MNI152 coordinates)"
                 )
-        if loc.crosses_midline and lobe == "corpus_callosum":
+        if loc.crosses_midline and loc.brain_lobe == BrainLobe.CORPUS_CALLOSUM:
             # A butterfly glioma starts in the callosum at the midline, so that it reaches both
             # hemispheres (seeded off-centre it stays mostly on one side).
             central = (

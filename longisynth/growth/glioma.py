@@ -231,17 +231,17 @@ def _main_body(c: NDArray[np.float32], threshold: float | NDArray[np.float32]) -
 def _labels(
     c: NDArray[np.float32],
     grade: GliomaGrade,
-    rim_mm: float | NDArray[np.float32],
+    rim_mm: NDArray[np.float32],
     spacing: tuple[float, float, float],
-    flair_threshold: float | NDArray[np.float32] = FLAIR_THRESHOLD,
-    core_threshold: float | NDArray[np.float32] = T1C_THRESHOLD,
+    flair_threshold: NDArray[np.float32],
+    core_threshold: NDArray[np.float32],
 ) -> NDArray[np.uint8]:
     """BraTS 2023 labels from the density.
 
-    High grade: enhancing (3) where c ≥ the core threshold (0.8, or a per-voxel field around it),
-    except deeper than ``rim_mm`` (a number or a per-voxel map) inside that core, which is the
-    necrotic core (1) — a rim of enhancement around necrosis, as in BraTS; oedema (2) from the
-    FLAIR threshold (0.16, or a field around it) up to the core. Low grade (no enhancement): the
+    High grade: enhancing (3) where c ≥ the core threshold (a per-voxel field around 0.8), except
+    deeper than ``rim_mm`` (a per-voxel map) inside that core, which is the necrotic core (1) — a
+    rim of enhancement around necrosis, as in BraTS; oedema (2) from the FLAIR threshold (a field
+    around 0.16) up to the core. Low grade (no enhancement): the
     dense core is non-enhancing tumour core (1, BraTS 2023 NETC) and the infiltrated FLAIR-bright
     rest is 2. Only the body connected to the densest voxel is labelled.
     """
@@ -258,8 +258,7 @@ def _labels(
         padded = np.pad(core[sl], 1)
         depth = ndimage.distance_transform_edt(padded, sampling=spacing)[1:-1, 1:-1, 1:-1]
         sub = labels[sl]
-        rim = rim_mm[sl] if isinstance(rim_mm, np.ndarray) else rim_mm
-        sub[depth > rim] = 1
+        sub[depth > rim_mm[sl]] = 1
     return labels
 
 

@@ -77,9 +77,10 @@ def sample_glioma_diameter_mm(
 # High grade: D_white is drawn per tumour, log-uniform in HIGH_GRADE_D_WHITE_RANGE (inside the range
 # 2.7e-3…2.7e-1 of docs/design.md §3.2). The front width sqrt(D/rho) sets how much of the whole tumour
 # is FLAIR-only oedema: on the BraTS 2018 cases of ../shared/data oedema is 33–76 % of the whole
-# tumour (median 54 %); on 75 mm tumours in two of those brains D = 0.015 gave 43 %, 0.025 gave 49 %,
-# 0.05 gave 54 %. Larger D is not drawn: the model's oedema is infiltrating tumour cells only, and
-# with a wide front a 45 mm tumour reaches its size before any of it is dense enough to enhance.
+# tumour (median 54 %); on 75 mm tumours in two of those brains (4 studies each) D = 0.015 gave 43 %
+# and 0.025 gave 49 %, 0.05 gave 55–64 %. Larger D is not drawn: the model's oedema is infiltrating
+# tumour cells only, and with a wide front a 45 mm tumour reaches its size before any of it is
+# dense enough to enhance (the demo brain at D = 0.038: 608 enhancing voxels, no necrosis).
 DEFAULT_RHO_PER_DAY: dict[GliomaGrade, float] = {GliomaGrade.LOW: 0.0012, GliomaGrade.HIGH: 0.012}
 DEFAULT_D_WHITE_MM2_PER_DAY: dict[GliomaGrade, float] = {GliomaGrade.LOW: 0.0065, GliomaGrade.HIGH: 0.05}
 HIGH_GRADE_D_WHITE_RANGE = (0.01, 0.025)  # mm²/day, log-uniform

@@ -13,8 +13,8 @@ import numpy as np
 from longisynth.errors import InvalidInputError
 from longisynth.spec import defaults
 from longisynth.spec.schema import (
+    POSTERIOR_FOSSA,
     Attachment,
-    BrainLobe,
     Calcification,
     Family,
     GliomaGrade,
@@ -26,8 +26,6 @@ from longisynth.spec.schema import (
     Schedule,
     ShapeKind,
 )
-
-_POSTERIOR_FOSSA = (BrainLobe.CEREBELLUM, BrainLobe.BRAINSTEM)  # below the tentorium
 
 
 def _diameter_ratio(law: GrowthLaw, dt_days: float, growth: GrowthSpec) -> float | None:
@@ -120,7 +118,7 @@ def resolve_spec(spec: LesionSpec, modality: Modality, rng: np.random.Generator)
             raise InvalidInputError("calcification patterns are for lung nodules, not gliomas")
         s.location.juxtapleural = False
         s.location.crosses_midline = bool(s.location.crosses_midline)
-        if s.location.crosses_midline and s.location.brain_lobe in _POSTERIOR_FOSSA:
+        if s.location.crosses_midline and s.location.brain_lobe in POSTERIOR_FOSSA:
             raise InvalidInputError(
                 f"a glioma of the {s.location.brain_lobe.value} cannot cross the midline through the corpus "
                 "callosum (butterfly): the tentorium separates it from the hemispheres"

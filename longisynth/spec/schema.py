@@ -120,6 +120,10 @@ class BrainLobe(StrEnum):
     BRAINSTEM = "brainstem"  # midbrain, pons, medulla
 
 
+# Brain regions below the tentorium (the posterior fossa).
+POSTERIOR_FOSSA = (BrainLobe.CEREBELLUM, BrainLobe.BRAINSTEM)
+
+
 class Contrast(StrEnum):
     CT = "ct"
     T1 = "t1"
