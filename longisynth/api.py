@@ -12,6 +12,7 @@ is the driver's (:func:`longisynth.pipeline.simulate`).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,18 +27,20 @@ from longisynth.errors import InvalidInputError, LesionDoesNotFitError
 from longisynth.io import read_dicom_series, read_nifti, read_scan
 from longisynth.io.contrasts import contrast_key
 from longisynth.io.scan import Scan
+from longisynth.library import Library, LibraryLesion, choose_lesion
 from longisynth.pipeline import Clock, ProgressFn, simulate
 from longisynth.refine import Denoiser, RefinerStatus, RefineSettings, default_refiner
 from longisynth.refine.hand_off import refine_context
 from longisynth.refine.model import choose_providers
 from longisynth.result import Study
-from longisynth.spec import Contrast, Family, LesionSpec, Modality, merge_specs, resolve_spec
+from longisynth.spec import Contrast, Family, LesionSource, LesionSpec, Modality, merge_specs, resolve_spec
 from longisynth.spec.prompt import spec_from_prompt
 
 __all__ = [
     "DemoInput",
     "Denoiser",
     "LesionSpec",
+    "Library",
     "RefineSettings",
     "RefinerStatus",
     "Scan",
@@ -137,6 +140,7 @@ def generate(
     refine: bool | None = None,
     refiner: Denoiser | None = None,
     refine_settings: RefineSettings | None = None,
+    library: Library | str | Path | None = None,
 ) -> Study:
     """Simulate a longitudinal lesion study on a healthy scan.
 
@@ -158,6 +162,10 @@ def generate(
         refiner: what runs the model (default: the shipped ONNX model via ONNX Runtime); the
             service passes a cross-request batcher here.
         refine_settings: sampler steps, strength and batch size.
+        library: a lesion library (:mod:`longisynth.library`; a folder or an opened one). With it
+            the lesion is a real one copied from the library (``spec.source`` defaults to
+            ``library``; ``rules`` keeps rule-based lesions); the refiner is then off unless
+            ``refine=True``, so the real texture is kept.
 
     Raises:
         InvalidInputError, PromptNotUnderstoodError, LesionDoesNotFitError (incl. PlausibilityError).
@@ -171,15 +179,27 @@ def generate(
     if merged.family == Family.LUNG_NODULE or (merged.family is None and modality == Modality.CT):
         # A lung request on something that is not HU gets the specific reason (8-bit export...).
         require_hounsfield(main.values(), main.raw.dtype)
+    merged, lesion = _library_lesion(merged, modality, library)
     resolved = _resolve(merged, modality)
     scan_map = _validate_contrasts(scan_map, modality)
+    if lesion is not None:
+        missing = sorted(set(scan_map) - set(lesion.images))
+        if missing:
+            raise InvalidInputError(
+                f"library lesion {lesion.entry.id} has no {', '.join(missing)} image (it has "
+                f"{', '.join(sorted(lesion.images))}); give only those contrasts"
+            )
+        if refine is None:
+            refine = False
     if labels is not None and tuple(labels.shape) != main.geometry.shape:
         raise InvalidInputError(
             f"label map shape {tuple(labels.shape)} differs from the scan's {main.geometry.shape}"
         )
     _check_fov(resolved, main)
     ctx = refine_context(refine, refiner, refine_settings)
-    study = simulate(scan_map, resolved, clock, ctx, labels, brain_tissues)
+    if lesion is not None and ctx.status.status == "disabled":
+        ctx.status.reason = "a library lesion keeps its real texture (refine=True turns the refiner on)"
+    study = simulate(scan_map, resolved, clock, ctx, labels, brain_tissues, lesion)
     if ctx.status.status == "unavailable":
         study.notes.append(f"learned refiner not used: {ctx.status.reason}")
     study.prompt = prompt
@@ -218,6 +238,21 @@ def resolve(
         modality = detect_modality(main.values(), main.raw.dtype)
     merged, _ = merge_request(prompt, spec, seed, lenient)
     return _resolve(merged, modality)
+
+
+def _library_lesion(
+    merged: LesionSpec, modality: Modality, library: Library | str | Path | None
+) -> tuple[LesionSpec, LibraryLesion | None]:
+    """The request completed with its library lesion, when it asks for one (or gives a library)."""
+    wants = merged.source == LesionSource.LIBRARY or (merged.source is None and merged.library_lesion_id)
+    if library is None:
+        if wants:
+            raise InvalidInputError("source library needs a lesion library (CLI: --library DIR)")
+        return merged, None
+    if merged.source == LesionSource.RULES:
+        return merged, None
+    lib = library if isinstance(library, Library) else Library.open(library)
+    return choose_lesion(lib, merged, modality.value)
 
 
 def _resolve(merged: LesionSpec, modality: Modality) -> LesionSpec:

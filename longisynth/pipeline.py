@@ -25,6 +25,8 @@ from longisynth.families import family_for
 from longisynth.families.base import Inputs, Site
 from longisynth.geometry import Box, Geometry
 from longisynth.io.scan import Scan
+from longisynth.library.store import LibraryLesion
+from longisynth.library.transplant import Transplant
 from longisynth.refine.hand_off import RefineContext, refine_timepoints
 from longisynth.result import Study, Timepoint, assemble_timepoint
 from longisynth.spec import Contrast, LesionSpec
@@ -106,8 +108,13 @@ def simulate(
     refine: RefineContext,
     labels: NDArray[np.integer] | None = None,
     tissues: Mapping[str, NDArray[np.floating]] | None = None,
+    lesion: LibraryLesion | None = None,
 ) -> Study:
     """Simulate the study of a resolved ``spec`` on ``scans`` (contrast → scan, one grid).
+
+    With ``lesion`` (a real lesion from a library, ``spec.source`` library) the family's placement
+    and anatomy are kept and the lesion is transplanted and grown
+    (:class:`~longisynth.library.transplant.Transplant`).
 
     Raises:
         LesionDoesNotFitError: the anatomy has no room for the request (incl. no organ found).
@@ -116,6 +123,8 @@ def simulate(
     assert spec.family is not None and spec.seed is not None and spec.timepoints_days is not None
     assert spec.diameter_mm is not None
     family = family_for(spec.family)
+    if lesion is not None:
+        family = Transplant(family, lesion)
     rng = streams(spec.seed)
     geometry = next(iter(scans.values())).geometry
     spacing = geometry.spacing_mm

@@ -22,8 +22,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-# 1.1: timepoints[].clinical_diameter_mm; 1.2: nodule attachment, appearance, solid components, calcification
-FORMAT_VERSION = "1.2"
+# 1.1: timepoints[].clinical_diameter_mm; 1.2: nodule attachment, appearance, solid components,
+# calcification; 1.3: contains_real_lesion and simulation.source_lesion (library lesions)
+FORMAT_VERSION = "1.3"
 METADATA = "metadata.json"
 PREVIEW = "preview.png"
 MASK = "mask"
@@ -154,5 +155,8 @@ class BundleMetadata(_Strict):
     crop_box: CropBox
     displacement: str = DISPLACEMENT_DOC
     simulation: dict[str, Any]  # family-specific parameters drawn for this study
+    # True when the lesion's texture is a real patient's (a library lesion: simulation.source_lesion
+    # names it by id, content hash and licence); such a bundle carries real patient data.
+    contains_real_lesion: bool = False
     software: dict[str, Any]  # package versions, refiner model name and hash
     timings_s: dict[str, float]

@@ -143,6 +143,7 @@ def build_metadata(study: Study, files: dict[int, list[str]], timings_s: dict[st
         notes=study.notes,
         crop_box=CropBox(start=list(study.box.start), stop=list(study.box.stop)),
         simulation=study.extra,
+        contains_real_lesion="source_lesion" in study.extra,
         software={**software_versions(), "refiner_model": None},
         timings_s=timings_s,
     )

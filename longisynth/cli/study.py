@@ -27,6 +27,12 @@ def add_study_commands(sub: Any) -> None:
         sp.add_argument("--no-preview", action="store_true", help="omit preview.png")
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress display")
         sp.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+        sp.add_argument(
+            "--library",
+            type=Path,
+            default=None,
+            help="lesion library (longisynth library build): copy and grow a real lesion from it",
+        )
 
     g = sub.add_parser("generate", help="simulate a study on your scan")
     g.add_argument(
@@ -119,6 +125,7 @@ def _run_generate(args: argparse.Namespace, update: Callable[[str, float], None]
         contrast=args.contrast,
         lenient=args.lenient,
         progress=update,
+        library=args.library,
     )
     return study, {"read_input": round(read_s, 4)}
 
@@ -138,6 +145,7 @@ def _run_demo(args: argparse.Namespace, update: Callable[[str, float], None]) ->
         lenient=args.lenient,
         brain_tissues=demo.brain_tissues,
         progress=update,
+        library=args.library,
     )
     return study, {"build_phantom": round(time.perf_counter() - t0 - sum(study.timings_s.values()), 4)}
 

@@ -144,11 +144,15 @@ class Glioma:
         )
         return _with_compartments(base)
 
-    def place(self, inputs: Inputs, anatomy: GliomaAnatomy) -> Placement:
-        spec = inputs.spec
-        assert spec.diameter_mm is not None
-        geometry = inputs.scans[anatomy_contrast(inputs.scans)].geometry
-        loc = spec.location
+    def region(self, inputs: Inputs, anatomy: GliomaAnatomy) -> NDArray[np.bool_]:
+        """Where the glioma may start: the requested lobe / side / depth on this brain's own
+        midline, in tissue, supratentorial unless a posterior-fossa region is asked for (the
+        callosum at the midline for a butterfly glioma).
+
+        Raises:
+            LesionDoesNotFitError: no tissue on the requested side.
+        """
+        loc = inputs.spec.location
         region = brain_region(anatomy, loc.side, loc.brain_lobe, loc.depth)
         region &= (anatomy.wm + anatomy.gm) > 0.5
         if loc.brain_lobe not in POSTERIOR_FOSSA:
@@ -169,6 +173,14 @@ class Glioma:
                 region & anatomy.parts.callosum & (np.abs(anatomy.parts.lateral_mm) <= BUTTERFLY_SEED_MM)
             )
             region = central if central.any() else region
+        return region
+
+    def place(self, inputs: Inputs, anatomy: GliomaAnatomy) -> Placement:
+        spec = inputs.spec
+        assert spec.diameter_mm is not None
+        geometry = inputs.scans[anatomy_contrast(inputs.scans)].geometry
+        loc = spec.location
+        region = self.region(inputs, anatomy)
         clearance = min(15.0, 0.25 * spec.diameter_mm)
         what = f"a {spec.diameter_mm:g} mm glioma" + (
             f" in the {region_name(loc.brain_lobe)}" if loc.brain_lobe else ""

@@ -20,6 +20,7 @@ from longisynth.spec.schema import (
     GliomaGrade,
     GrowthLaw,
     GrowthSpec,
+    LesionSource,
     LesionSpec,
     Modality,
     NoduleType,
@@ -125,6 +126,9 @@ def resolve_spec(spec: LesionSpec, modality: Modality, rng: np.random.Generator)
             )
         s.mass_effect = True if s.mass_effect is None else s.mass_effect
 
+    s.source = s.source or (LesionSource.LIBRARY if s.library_lesion_id else LesionSource.RULES)
+    if s.library_lesion_id and s.source != LesionSource.LIBRARY:
+        raise InvalidInputError("library_lesion_id needs source library")
     _resolve_times_and_sizes(s, rng)
     if s.seed is None:
         s.seed = int(rng.integers(0, 2**31 - 1))

@@ -132,6 +132,13 @@ class Contrast(StrEnum):
     FLAIR = "flair"
 
 
+class LesionSource(StrEnum):
+    """Where the lesion comes from."""
+
+    RULES = "rules"  # drawn by the family's rules (shape, growth, appearance)
+    LIBRARY = "library"  # a real lesion copied from a lesion library, grown by the law
+
+
 class Schedule(StrEnum):
     EVEN = "even"  # n timepoints evenly spread over duration_days
     FLEISCHNER = "fleischner"  # follow-up intervals of the Fleischner 2017 guideline
@@ -236,6 +243,18 @@ class LesionSpec(_Model):
     )
     schedule: Schedule | None = None
     mass_effect: bool | None = Field(None, description="Push surrounding tissue (default on).")
+    source: LesionSource | None = Field(
+        None,
+        description=(
+            "rules (default) or library: a real lesion from the lesion library given with the "
+            "request (CLI --library), placed, harmonised and grown by the law."
+        ),
+    )
+    library_lesion_id: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{4,64}$",
+        description="With source library: the id (or a unique prefix of it) of the lesion to copy.",
+    )
     seed: int | None = Field(None, ge=0, lt=2**63, description="Random seed; same seed, same study.")
 
     @field_validator("timepoints_days")

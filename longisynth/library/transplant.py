@@ -1,0 +1,443 @@
+"""Transplant a real lesion from a library onto a healthy scan, and grow it by the growth law.
+
+A :class:`Transplant` wraps the lesion family of the request (lung nodule, glioma) behind the same
+protocol (:class:`~longisynth.families.base.LesionFamily`), so the one driver runs it unchanged:
+
+* **anatomy, placement, allowed region** are the family's own (same rules and clearance as a
+  rule-based lesion); the crop is widened to the real lesion's reach;
+* **growth**: the library lesion *is* the baseline (its reader's mask, resampled to the host grid);
+  every other timepoint is the same lesion scaled about its centroid by d_t / d_0, the diameters
+  of the growth law (a uniform scaling is a diffeomorphism: texture and mask contract toward the
+  centre when the law shrinks and expand along the same map when it grows). Masks of a growing
+  lesion are made to nest (each is united with the previous one), and all stay inside the organ;
+* **appearance**: the patch's own intensities, harmonised to the host (CT: the lung-density part
+  of the lesion is shifted by the difference between the host's and the source's lung HU, solid
+  tissue is kept; MRI: source brain z-scores → host brain mean + z · sd per contrast), blended
+  into the host over :data:`BLEND_MM` outside the mask, plus host-model noise for whatever noise
+  the host has beyond the source's (:mod:`longisynth.appearance.noise`).
+
+The surrounding lung or brain is the host's: only voxels within the mask and its blend band
+change (and the family's mass effect, which the driver applies to the background).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage, signal
+
+from longisynth import checks as ck
+from longisynth.appearance.noise import NoiseModel, estimate_noise, synthesize_noise
+from longisynth.errors import InvalidInputError, LesionDoesNotFitError
+from longisynth.families.base import Crops, Findings, Growth, Inputs, LesionFamily, Placement, Site
+from longisynth.geometry import Box, Geometry
+from longisynth.growth.laws import diameter_schedule
+from longisynth.library.store import LibraryLesion
+from longisynth.refine.patches import CT_INTENSITY, Intensity
+from longisynth.result import Timepoint
+from longisynth.spec import Family, LesionSpec
+
+FIT_GRID_MM = 3.0  # grid on which a library glioma's fit is computed, mm
+FIT_MIN_FRACTION = 0.5  # a glioma with less of itself in its compartment does not fit
+FIT_SLACK = 0.03  # centres this close to the best fit are equally good
+BLEND_MM = {"lung_nodule": 1.0, "glioma": 2.5}  # blend band outside the mask, mm
+LUNG_AIR_HU = -400.0  # host lung parenchyma is below this (the CT tissue reference)
+SOLID_HU = 0.0  # lesion tissue at or above this keeps its HU when harmonised
+
+
+@dataclass(frozen=True)
+class Sampled:
+    """A library lesion resampled onto (part of) the host crop at one scale.
+
+    Attributes:
+        box: the part of the crop the patch reaches (crop voxel slices).
+        labels: our labels on that part.
+        occupancy: lesion fraction per voxel (the interpolated whole mask, 0–1).
+        images: per contrast, the patch's normalised values (NaN where the patch has none).
+    """
+
+    box: tuple[slice, slice, slice]
+    labels: NDArray[np.uint8]
+    occupancy: NDArray[np.float32]
+    images: dict[str, NDArray[np.float32]]
+
+
+def lesion_centroid_vox(lesion: LibraryLesion) -> NDArray[np.float64]:
+    """Centroid of the library lesion's whole mask, patch voxel coordinates."""
+    return np.asarray(ndimage.center_of_mass(lesion.labels > 0), dtype=np.float64)
+
+
+def reach_mm(lesion: LibraryLesion) -> float:
+    """Largest distance from the lesion's centroid to a voxel of its mask, mm."""
+    idx = np.argwhere(lesion.labels > 0).astype(np.float64) - lesion_centroid_vox(lesion)
+    return float(np.linalg.norm(idx @ lesion.affine[:3, :3].T, axis=1).max())
+
+
+def sample_lesion(
+    lesion: LibraryLesion,
+    crop: Geometry,
+    center_vox: NDArray[np.float64],
+    scale: float,
+    contrasts: list[str] | None = None,
+    margin_mm: float = 0.0,
+) -> Sampled | None:
+    """Resample the library lesion onto the crop, its centroid at ``center_vox`` (crop voxels),
+    scaled by ``scale`` about it (None when it falls outside the crop).
+
+    Labels are interpolated per label (linear on the indicator; the whole lesion is where the
+    interpolated mask is ≥ 0.5, its label the one with the largest indicator), images linearly.
+    """
+    src_center = lesion_centroid_vox(lesion)
+    # crop voxel → patch voxel: p = A_src⁻¹ · A_crop · (x − c) / s + c_src (rotations and spacing only)
+    m = np.linalg.inv(lesion.affine[:3, :3]) @ crop.affine[:3, :3] / scale
+    inv = np.linalg.inv(m)
+    corners = (
+        np.array(np.meshgrid(*[[0.0, n - 1.0] for n in lesion.labels.shape], indexing="ij")).reshape(3, -1).T
+    )
+    extent = (corners - src_center) @ inv.T + center_vox
+    pad = np.ceil(margin_mm / np.asarray(crop.spacing_mm)) + 1
+    lo = np.maximum(np.floor(extent.min(axis=0) - pad), 0).astype(int)
+    hi = np.minimum(np.ceil(extent.max(axis=0) + pad) + 1, crop.shape).astype(int)
+    if np.any(hi <= lo):
+        return None
+    box = (slice(int(lo[0]), int(hi[0])), slice(int(lo[1]), int(hi[1])), slice(int(lo[2]), int(hi[2])))
+    grid = np.stack(
+        np.meshgrid(*[np.arange(a, b, dtype=np.float64) for a, b in zip(lo, hi, strict=True)], indexing="ij"),
+        -1,
+    )
+    src = ((grid - center_vox) @ m.T + src_center).reshape(-1, 3).T
+    shape = tuple(int(b - a) for a, b in zip(lo, hi, strict=True))
+
+    def interp(a: NDArray[Any], cval: float) -> NDArray[np.float32]:
+        out = ndimage.map_coordinates(a.astype(np.float32), src, order=1, cval=cval, prefilter=False)
+        return out.reshape(shape).astype(np.float32)
+
+    binary = (lesion.labels > 0).astype(np.float32)
+    whole = interp(binary, 0.0) >= 0.5
+    # Partial-volume occupancy: the interpolated mask averaged over 2×2×2 points of each host voxel
+    # (at ±¼ voxel), so that volumes follow the law on coarse hosts instead of aliasing.
+    occupancy = np.zeros(shape, dtype=np.float32)
+    for offset in itertools.product((-0.25, 0.25), repeat=3):
+        at = src + (m @ np.asarray(offset))[:, None]
+        occupancy += ndimage.map_coordinates(binary, at, order=1, cval=0.0, prefilter=False).reshape(shape)
+    occupancy /= 8.0
+    labels = np.zeros(shape, dtype=np.uint8)
+    present = [int(v) for v in np.unique(lesion.labels) if v > 0]
+    if len(present) == 1:
+        labels[whole] = present[0]
+    else:
+        stack = np.stack([interp(lesion.labels == v, 0.0) for v in present])
+        labels[whole] = np.asarray(present, dtype=np.uint8)[np.argmax(stack, axis=0)[whole]]
+    names = contrasts if contrasts is not None else list(lesion.images)
+    images = {c: interp(lesion.images[c], math.nan) for c in names}
+    return Sampled(box, labels, np.clip(occupancy, 0.0, 1.0), images)
+
+
+def mirrored(lesion: LibraryLesion) -> LibraryLesion:
+    """The lesion mirrored left–right in world space (its arrays flipped along the array axis
+    closest to world x; the affine's 3×3 part is kept, so the mirror is about the patch centre)."""
+    axis = int(np.argmax(np.abs(lesion.affine[0, :3])))
+    images = {c: np.flip(v, axis).copy() for c, v in lesion.images.items()}
+    return LibraryLesion(lesion.entry, images, np.flip(lesion.labels, axis).copy(), lesion.affine)
+
+
+def _kernel(lesion: LibraryLesion, grid: Geometry) -> NDArray[np.float32]:
+    """The lesion's baseline mask on a grid of ``grid``'s spacing and orientation, centred (odd size)."""
+    half = np.ceil(reach_mm(lesion) / np.asarray(grid.spacing_mm)).astype(int) + 1
+    shape = (int(2 * half[0] + 1), int(2 * half[1] + 1), int(2 * half[2] + 1))
+    one = sample_lesion(lesion, Geometry(grid.affine, shape), half.astype(np.float64), 1.0, [])
+    kernel = np.zeros(shape, dtype=np.float32)
+    if one is not None:
+        kernel[one.box] = one.occupancy
+    return kernel
+
+
+def growth_diameters(spec: LesionSpec, baseline_mm: float) -> list[float]:
+    """The lesion's size (mm, the family's convention) at each timepoint: the lung law's schedule,
+    or for a glioma a front moving at constant speed from the library size to ``spec.diameter_mm``
+    (Fisher–Kolmogorov: the diameter grows linearly in time)."""
+    assert spec.timepoints_days is not None and spec.diameter_mm is not None
+    if spec.family == Family.LUNG_NODULE:
+        return diameter_schedule(spec)
+    days = np.asarray(spec.timepoints_days, dtype=np.float64)
+    span = days[-1] - days[0]
+    if span <= 0:
+        return [float(spec.diameter_mm)] * len(days)
+    return [float(baseline_mm + (spec.diameter_mm - baseline_mm) * (t - days[0]) / span) for t in days]
+
+
+@dataclass(frozen=True)
+class _State:
+    scales: list[float]
+    diameters_mm: list[float]
+    sampled: list[Sampled | None]
+
+
+class Transplant:
+    """A library lesion behind the family protocol (see the module docstring)."""
+
+    def __init__(self, base: LesionFamily, lesion: LibraryLesion) -> None:
+        self.base = base
+        self.lesion = lesion
+        self.family = base.family
+        self.push_fraction = base.push_fraction
+        self.size_convention = base.size_convention
+        self.blend_mm = BLEND_MM[str(base.family)]
+
+    def anatomy(self, inputs: Inputs) -> Any:
+        return self.base.anatomy(inputs)
+
+    def place(self, inputs: Inputs, anatomy: Any) -> Placement:
+        spec = inputs.spec
+        explicit = spec.location.point_mm is not None or spec.location.point_voxel is not None
+        if self.family == Family.GLIOMA and not explicit:
+            placement = self._fit_glioma(inputs, anatomy)
+        else:
+            placement = self.base.place(inputs, anatomy)
+        largest = max(growth_diameters(spec, self.lesion.entry.size_mm)) / self.lesion.entry.size_mm
+        reach = reach_mm(self.lesion) * max(1.0, largest) + self.blend_mm
+        placement.influence_mm = max(placement.influence_mm, reach + 4.0)
+        placement.crop_half_mm = max(placement.crop_half_mm, placement.influence_mm + 2.0)
+        return placement
+
+    def _fit_glioma(self, inputs: Inputs, anatomy: Any) -> Placement:
+        """Place a library glioma where its baseline shape fits the brain compartment it starts in.
+
+        The lesion is first oriented to the requested side (mirrored left–right if its source
+        tumour lay on the other side; with no side requested it keeps its own). On a coarse grid
+        (:data:`FIT_GRID_MM`), the fraction of the lesion that lies in brain tissue of its
+        compartment is computed for every centre at once (one FFT correlation per compartment); the
+        centre is drawn among the centres of the requested region where that fraction is within
+        :data:`FIT_SLACK` of the best (at least :data:`FIT_MIN_FRACTION`).
+
+        Raises:
+            LesionDoesNotFitError: nowhere in the region holds the lesion.
+        """
+        from longisynth.anatomy import midline as ml
+
+        spec = inputs.spec
+        assert spec.diameter_mm is not None
+        own = self.lesion.entry.attributes.get("side")
+        wanted = spec.location.side.value if spec.location.side is not None else own
+        if own in ("left", "right") and wanted != own:
+            self.lesion = mirrored(self.lesion)
+        region = self.base.region(inputs, anatomy)  # type: ignore[attr-defined]
+        if spec.location.side is None and wanted in ("left", "right") and not spec.location.crosses_midline:
+            side = anatomy.parts.lateral_mm < 0 if wanted == "left" else anatomy.parts.lateral_mm > 0
+            region = region & side if (region & side).any() else region
+        geometry: Geometry = anatomy.geometry
+        step = max(1, round(FIT_GRID_MM / min(geometry.spacing_mm)))
+        sl = (slice(None, None, step),) * 3
+        coarse = Geometry(geometry.affine @ np.diag([step, step, step, 1.0]), anatomy.brain[sl].shape)
+        kernel = _kernel(self.lesion, coarse)
+        tissue = anatomy.brain[sl] & ((anatomy.wm + anatomy.gm)[sl] > 0.5)
+        labels = anatomy.parts.labels[sl]
+        fraction = np.zeros(labels.shape, dtype=np.float32)
+        butterfly = bool(spec.location.crosses_midline)
+        for part in (ml.LEFT, ml.RIGHT, ml.INFRATENTORIAL):
+            reach = {ml.LEFT, ml.RIGHT} if butterfly and part != ml.INFRATENTORIAL else {part}
+            inside = (tissue & np.isin(labels, list(reach))).astype(np.float32)
+            corr = signal.fftconvolve(inside, kernel[::-1, ::-1, ::-1], mode="same") / kernel.sum()
+            fraction[labels == part] = corr[labels == part]
+        in_region = region[sl]
+        if not in_region.any():
+            raise LesionDoesNotFitError("the requested region has no brain tissue for the library glioma")
+        best = float(fraction[in_region].max())
+        if best < FIT_MIN_FRACTION:
+            raise LesionDoesNotFitError(
+                f"library glioma {self.lesion.entry.id} ({self.lesion.entry.size_mm:.0f} mm) does not fit "
+                f"in the requested region: at best {100 * best:.0f} % of it would lie in its compartment"
+            )
+        candidates = np.argwhere(in_region & (fraction >= best - FIT_SLACK))
+        pick = candidates[int(inputs.rng["place"].integers(len(candidates)))]
+        center = coarse.voxel_to_world(pick.astype(np.float64))
+        influence_mm = 0.9 * spec.diameter_mm + 4.0
+        return Placement(center, influence_mm, influence_mm + 4.0)
+
+    def allowed_region(
+        self, inputs: Inputs, anatomy: Any, placement: Placement, box: Box, crops: Crops
+    ) -> NDArray[np.bool_]:
+        return self.base.allowed_region(inputs, anatomy, placement, box, crops)
+
+    def grow(self, inputs: Inputs, anatomy: Any, site: Site) -> Growth:
+        spec = inputs.spec
+        geometry = next(iter(inputs.scans.values())).geometry.crop(site.box)
+        d0 = self.lesion.entry.size_mm
+        diameters = growth_diameters(spec, d0)
+        scales = [d / d0 for d in diameters]
+        growing = self.base.is_growing(spec)
+        confined = site.allowed & self._compartment(inputs, anatomy, site)
+        masks: list[NDArray[np.uint8]] = []
+        occupancy: list[NDArray[np.float32]] = []
+        sampled: list[Sampled | None] = []
+        support = np.zeros(site.box.shape, dtype=bool)
+        for s in scales:
+            one = sample_lesion(self.lesion, geometry, site.center_vox, s, list(inputs.scans), self.blend_mm)
+            sampled.append(one)
+            mask = np.zeros(site.box.shape, dtype=np.uint8)
+            occ = np.zeros(site.box.shape, dtype=np.float32)
+            if one is not None:
+                mask[one.box] = one.labels
+                occ[one.box] = one.occupancy
+            mask[~confined] = 0
+            occ[~confined] = 0.0
+            if growing and masks:
+                grown = (masks[-1] > 0) & (mask == 0)
+                mask[grown] = masks[-1][grown]
+                occ = np.maximum(occ, occupancy[-1])
+            masks.append(mask)
+            occupancy.append(occ)
+            if one is not None:
+                support[one.box] |= np.isfinite(next(iter(one.images.values())))
+        band = ndimage.binary_dilation(
+            np.any([m > 0 for m in masks], axis=0),
+            iterations=max(1, math.ceil(self.blend_mm / min(geometry.spacing_mm))),
+        )
+        return Growth(masks, support & band, occupancy=occupancy, state=_State(scales, diameters, sampled))
+
+    def _compartment(self, inputs: Inputs, anatomy: Any, site: Site) -> NDArray[np.bool_]:
+        """Crop mask of where the lesion may lie besides its organ: a glioma stays in the dural
+        compartment it starts in (the falx and tentorium are barriers), or both hemispheres for a
+        butterfly glioma; a lung nodule anywhere in the allowed lung."""
+        if self.family != Family.GLIOMA:
+            return np.ones(site.box.shape, dtype=bool)
+        from longisynth.families.glioma import _reachable, _seed_hemisphere
+
+        compartment, _ = _seed_hemisphere(anatomy, site.placement.center_world)
+        reachable = _reachable(compartment, bool(inputs.spec.location.crosses_midline))
+        return np.isin(anatomy.parts.labels[site.box.slices], list(reachable))
+
+    def renderer(self, inputs: Inputs, anatomy: Any, box: Box) -> _Renderer:
+        scans = inputs.scans
+        geometry = next(iter(scans.values())).geometry
+        spacing = geometry.spacing_mm
+        crops = {c: s.values_in(box) for c, s in scans.items()}
+        noises: dict[str, NoiseModel] = {}
+        maps: dict[str, tuple[float, float]] = {}  # per contrast: value = a + b · patch value
+        if self.family == Family.LUNG_NODULE:
+            hu = crops["ct"]
+            lung = ndimage.gaussian_filter(hu, 0.7) < LUNG_AIR_HU
+            host_ref = float(np.median(hu[lung])) if lung.sum() > 100 else -850.0
+            src_ref = self.lesion.entry.reference.get("lung_hu", -850.0)
+            values = scans["ct"].values()
+            soft = (values > -100.0) & (values < 150.0)
+            noises["ct"] = estimate_noise(values, spacing, soft)
+            maps["ct"] = (host_ref - src_ref, 1.0)
+            intensities = {"ct": CT_INTENSITY}
+        else:
+            brain = anatomy.brain
+            wm_core = anatomy.wm > 0.9
+            intensities = {}
+            for c, s in scans.items():
+                vals = s.values()
+                inside = vals[brain]
+                mean, sd = float(inside.mean()), float(inside.std())
+                maps[c] = (mean, sd)
+                noises[c] = estimate_noise(vals, spacing, wm_core)
+                intensities[c] = Intensity(mean, max(sd, 1e-6))
+        missing = set(scans) - set(self.lesion.images)
+        if missing:
+            raise InvalidInputError(
+                f"library lesion {self.lesion.entry.id} has no {', '.join(sorted(missing))} image "
+                f"(it has {', '.join(sorted(self.lesion.images))})"
+            )
+        render_seed = int(inputs.rng["render"].integers(2**63 - 1))
+        return _Renderer(self, maps, noises, spacing, render_seed, intensities)
+
+    def is_growing(self, spec: LesionSpec) -> bool:
+        return self.base.is_growing(spec)
+
+    def findings(
+        self, inputs: Inputs, anatomy: Any, site: Site, growth: Growth, timepoints: list[Timepoint]
+    ) -> Findings:
+        spec = inputs.spec
+        state: _State = growth.state
+        checks: list[ck.Check] = []
+        if self.family == Family.LUNG_NODULE:
+            from longisynth.families.lung import _nodule_checks
+
+            checks = _nodule_checks(spec, None, timepoints, state.diameters_mm)
+        else:
+            from longisynth.families.glioma import _glioma_checks
+
+            checks = _glioma_checks(spec, timepoints, anatomy, site)
+        return Findings(
+            checks=checks,
+            notes=[
+                "the lesion is a real lesion from a library (its texture and baseline mask are the "
+                "source's); later timepoints scale it about its centroid by the growth law"
+            ],
+            simulation={
+                "source_lesion": self.lesion.provenance(),
+                "transplant": {
+                    "scales": [round(s, 4) for s in state.scales],
+                    "requested_diameters_mm": [round(d, 4) for d in state.diameters_mm],
+                    "blend_mm": self.blend_mm,
+                },
+            },
+        )
+
+
+@dataclass
+class _Renderer:
+    transplant: Transplant
+    maps: dict[str, tuple[float, float]]
+    noises: dict[str, NoiseModel]
+    spacing_mm: tuple[float, float, float]
+    render_seed: int
+    intensities: dict[str, Intensity]
+
+    @property
+    def noise_model(self) -> dict[str, Any]:
+        return {c: n.to_dict() for c, n in self.noises.items()}
+
+    def _host_units(self, contrast: str, values: NDArray[np.float32]) -> NDArray[np.float32]:
+        a, b = self.maps[contrast]
+        if contrast == "ct":
+            # Shift the lung-density part of the lesion to the host's lung; keep solid tissue.
+            src_ref = self.transplant.lesion.entry.reference.get("lung_hu", -850.0)
+            weight = np.clip((values - SOLID_HU) / (src_ref - SOLID_HU), 0.0, 1.0)
+            return (values + a * weight).astype(np.float32)
+        return (a + b * values).astype(np.float32)
+
+    def _extra_noise(self, contrast: str) -> float:
+        """Host noise sd not already in the source's texture (image units)."""
+        host = self.noises[contrast].sigma
+        src = self.transplant.lesion.entry.noise_sd.get(contrast, 0.0)
+        if contrast != "ct":
+            src *= self.maps[contrast][1]
+        return math.sqrt(max(host * host - src * src, 0.0))
+
+    def render(self, index: int, backgrounds: Crops, growth: Growth) -> Crops:
+        state: _State = growth.state
+        one = state.sampled[index]
+        if one is None:
+            return dict(backgrounds)
+        mask = growth.masks[index][one.box] > 0
+        outside = ndimage.distance_transform_edt(~mask, sampling=self.spacing_mm) if mask.any() else None
+        out: Crops = {}
+        for c, background in backgrounds.items():
+            image = background.copy()
+            if outside is None:
+                out[c] = image
+                continue
+            alpha = np.clip(1.0 - outside / self.transplant.blend_mm, 0.0, 1.0).astype(np.float32)
+            alpha[~growth.support[one.box]] = 0.0
+            patch = one.images[c]
+            alpha[~np.isfinite(patch)] = 0.0
+            lesion = self._host_units(c, np.nan_to_num(patch))
+            extra = self._extra_noise(c)
+            if extra > 0:
+                model = NoiseModel(extra, self.noises[c].kernel_mm)
+                lesion += synthesize_noise(
+                    lesion.shape, self.spacing_mm, model, np.random.default_rng(self.render_seed)
+                )
+            part = image[one.box]
+            image[one.box] = part + alpha * (lesion - part)
+            out[c] = image
+        return out
