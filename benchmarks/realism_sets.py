@@ -18,6 +18,14 @@ one (its whole-tumour longest diameter, capped at :data:`GLIOMA_MAX_MM`), so tha
 holds one real and one synthetic tumour of comparable size. Compare with
 ``--real ../shared/data/brats2018``.
 
+**Library lesions** (``--library``). Lung: ``--library DIR`` is a lesion library (``longisynth
+library build``), built from patients *other* than the ``--real`` comparison set (see
+:func:`split_lidc`); each study copies a library nodule of the drawn type and about the drawn
+baseline size. Glioma: ``--library DIR`` is a library built from the shared BraTS cases; the brain
+of case *i* receives the tumour of case *i + 1* (never its own), mirrored into the free hemisphere.
+Compare the first timepoints (the real lesion as copied) and the last (after growth) with
+``evaluate realism --timepoints first|last``.
+
 Every study uses the engine's defaults (``longisynth.generate`` as a user calls it); the bundles
 are written without previews or displacement fields. Seeds are fixed: the sets are reproducible.
 """
@@ -88,13 +96,70 @@ def grow_nodule_study(
     return None
 
 
+def split_lidc(source: Path, out: Path, seed: int) -> tuple[Path, Path]:
+    """Split a ``lidc_nodules`` folder by patient, half and half (seeded): ``out/library_src`` and
+    ``out/real_test``, each in the same layout (symbolic links and a filtered ``nodules.csv``)."""
+    import csv
+
+    with (source / "nodules.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    patients = sorted({r["patient_id"] for r in rows})
+    rng = np.random.default_rng(seed)
+    held = set(rng.choice(patients, size=len(patients) // 2, replace=False).tolist())
+    parts = {"library_src": [r for r in rows if r["patient_id"] not in held],
+             "real_test": [r for r in rows if r["patient_id"] in held]}  # fmt: skip
+    for name, subset in parts.items():
+        folder = out / name
+        for d in ("image", "mask"):
+            (folder / d).mkdir(parents=True, exist_ok=True)
+        with (folder / "nodules.csv").open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(subset)
+        for r in subset:
+            file = f"{r['patient_id']}_R_{r['nodule_id']}.nii.gz"
+            for d in ("image", "mask"):
+                link = folder / d / file
+                if (source / d / file).exists() and not link.exists():
+                    link.symlink_to((source / d / file).resolve())
+    return out / "library_src", out / "real_test"
+
+
+def library_nodule_study(scan: Any, library: Any, kind: str, size_mm: float, where: str, seed: int) -> Any:
+    """A study of a library nodule of ``kind`` near ``size_mm`` at baseline (another draw of the
+    library when one does not fit), or None."""
+    import longisynth
+    from longisynth.errors import InvalidInputError, LesionDoesNotFitError
+
+    prompt = f"{kind} nodule in the {where}, scans at 0, 6 and 12 months"
+    for attempt in range(4):
+        try:
+            study = longisynth.generate(
+                scan, prompt, {"baseline_diameter_mm": size_mm}, seed=seed + attempt, library=library
+            )
+            return study, prompt
+        except (LesionDoesNotFitError, InvalidInputError):
+            continue
+    return None
+
+
 def lung_set(
-    out: Path, n_per_host: int, n_phantoms: int, seed: int, n_per_real_host: int | None = None
+    out: Path,
+    n_per_host: int,
+    n_phantoms: int,
+    seed: int,
+    n_per_real_host: int | None = None,
+    library: Path | None = None,
 ) -> int:
     """Nodule studies on every lung host: ``n_per_real_host`` on each real CT (default: as many as
-    on a phantom), ``n_per_host`` on each phantom."""
+    on a phantom), ``n_per_host`` on each phantom; library nodules with ``library``."""
     import longisynth
 
+    lib = None
+    if library is not None:
+        from longisynth.library import Library
+
+        lib = Library.open(library)
     rng = np.random.default_rng(seed)
     written = 0
     for host, scan, locations in lung_hosts(n_phantoms):
@@ -103,9 +168,11 @@ def lung_set(
         for k in range(n):
             size = float(np.exp(rng.uniform(*np.log(SIZE_MM))))
             kind, shape, where = rng.choice(NODULE_TYPES), rng.choice(SHAPES), rng.choice(locations)
-            grown = grow_nodule_study(
-                scan, str(kind), str(shape), size, str(where), int(rng.integers(0, 2**31 - 1))
-            )
+            case_seed = int(rng.integers(0, 2**31 - 1))
+            if lib is not None:
+                grown = library_nodule_study(scan, lib, str(kind), size * 0.8, str(where), case_seed)
+            else:
+                grown = grow_nodule_study(scan, str(kind), str(shape), size, str(where), case_seed)
             if grown is None:
                 continue
             study, text = grown
@@ -129,6 +196,41 @@ def _real_tumour(case: Path) -> tuple[str, float]:
     side = "left" if world(seg)[0] > world(brain)[0] else "right"  # RAS+: x grows to the subject's right
     spacing = tuple(float(s) for s in img.header.get_zooms()[:3])
     return side, longest_diameter_mm(seg, spacing)  # type: ignore[arg-type]
+
+
+def glioma_library_set(out: Path, seed: int, library: Path) -> int:
+    """One library glioma per BraTS brain: case i's brain receives case i+1's tumour (by source case
+    name in the library's index), in the hemisphere opposite its own real tumour."""
+    import longisynth
+    from longisynth.errors import LesionDoesNotFitError
+    from longisynth.io import read_scan
+    from longisynth.library import Library
+
+    lib = Library.open(library)
+    by_case = {e.source_case: e for e in lib.entries}
+    cases = sorted(p for p in (SHARED / "brats2018").iterdir() if p.is_dir())
+    rng = np.random.default_rng(seed)
+    written = 0
+    for i, case in enumerate(cases):
+        side, _ = _real_tumour(case)
+        donor = cases[(i + 1) % len(cases)].name
+        scans = {
+            ours: read_scan(case / f"{case.name}_{theirs}.nii.gz")
+            for ours, theirs in (("t1", "t1"), ("t1c", "t1ce"), ("t2", "t2"), ("flair", "flair"))
+        }
+        prompt = f"glioma in the {side} hemisphere, scans at 0, 3 and 6 months"
+        spec = {"library_lesion_id": by_case[donor].id}
+        try:
+            study = longisynth.generate(
+                scans, prompt, spec, seed=int(rng.integers(0, 2**31 - 1)), library=lib
+            )
+        except LesionDoesNotFitError as err:
+            print(f"{case.name}: the tumour of {donor} does not fit ({err})", flush=True)
+            continue
+        longisynth.write_bundle(study, out / f"{case.name}.zip", displacement=False, preview=False)
+        print(f"{case.name}.zip: {prompt} with the tumour of {donor}", flush=True)
+        written += 1
+    return written
 
 
 def glioma_set(out: Path, seed: int) -> int:
@@ -175,13 +277,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--phantoms", type=int, default=PHANTOM_HOSTS, help="lung: phantom hosts (default 6)")
     p.add_argument("--seed", type=int, default=20261205)
+    p.add_argument("--library", type=Path, default=None, help="copy real lesions from this lesion library")
+    p.add_argument(
+        "--split-lidc",
+        type=Path,
+        default=None,
+        help="write a patient-level 50/50 split of lidc_nodules here (library_src/, real_test/) and stop",
+    )
     args = p.parse_args(argv)
     if not SHARED.is_dir():
         print(f"error: the real data folder {SHARED} is absent", file=sys.stderr)
         return 2
+    if args.split_lidc is not None:
+        lib_src, test = split_lidc(SHARED / "lidc_nodules", args.split_lidc, args.seed)
+        print(f"library source: {lib_src}; real comparison set: {test}")
+        return 0
     args.output.mkdir(parents=True, exist_ok=True)
     if args.family == "lung":
-        n = lung_set(args.output, args.per_host, args.phantoms, args.seed, args.per_real_host)
+        n = lung_set(args.output, args.per_host, args.phantoms, args.seed, args.per_real_host, args.library)
+    elif args.library is not None:
+        n = glioma_library_set(args.output, args.seed, args.library)
     else:
         n = glioma_set(args.output, args.seed)
     print(f"{n} bundles in {args.output}")

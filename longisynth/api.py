@@ -217,13 +217,17 @@ def resolve(
     seed: int | None = None,
     contrast: str | None = None,
     lenient: bool = False,
+    library: Library | str | Path | None = None,
+    exclude_lesions: frozenset[str] = frozenset(),
 ) -> LesionSpec:
     """The concrete spec :func:`generate` would simulate for this request, without simulating.
 
     Args:
         scans: the input scan(s) (only their modality is read), or the modality itself
             (``"ct"`` / ``"mr"``) when no scan is at hand (dataset planning).
-        prompt, spec, seed, contrast, lenient: as for :func:`generate`.
+        prompt, spec, seed, contrast, lenient, library: as for :func:`generate` (with a library, the
+            chosen lesion's id is ``library_lesion_id`` of the result; its patch is not read).
+        exclude_lesions: library lesion ids not to choose (a dataset's reuse cap).
 
     Raises:
         InvalidInputError, PromptNotUnderstoodError: a request that cannot be resolved.
@@ -237,13 +241,19 @@ def resolve(
         main = next(iter(_as_scans(scans, contrast).values()))
         modality = detect_modality(main.values(), main.raw.dtype)
     merged, _ = merge_request(prompt, spec, seed, lenient)
+    merged, _ = _library_lesion(merged, modality, library, load=False, exclude=exclude_lesions)
     return _resolve(merged, modality)
 
 
 def _library_lesion(
-    merged: LesionSpec, modality: Modality, library: Library | str | Path | None
+    merged: LesionSpec,
+    modality: Modality,
+    library: Library | str | Path | None,
+    load: bool = True,
+    exclude: frozenset[str] = frozenset(),
 ) -> tuple[LesionSpec, LibraryLesion | None]:
-    """The request completed with its library lesion, when it asks for one (or gives a library)."""
+    """The request completed with its library lesion (loaded with ``load``), when it asks for one
+    or gives a library and does not ask for rule-based lesions."""
     wants = merged.source == LesionSource.LIBRARY or (merged.source is None and merged.library_lesion_id)
     if library is None:
         if wants:
@@ -252,7 +262,8 @@ def _library_lesion(
     if merged.source == LesionSource.RULES:
         return merged, None
     lib = library if isinstance(library, Library) else Library.open(library)
-    return choose_lesion(lib, merged, modality.value)
+    spec, entry = choose_lesion(lib, merged, modality.value, exclude)
+    return spec, lib.load(entry) if load else None
 
 
 def _resolve(merged: LesionSpec, modality: Modality) -> LesionSpec:

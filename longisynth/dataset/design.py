@@ -20,7 +20,7 @@ from longisynth.dataset import fields
 from longisynth.dataset.distributions import Choice, Conditional, Distribution
 from longisynth.errors import InvalidInputError
 from longisynth.io.contrasts import contrast_key
-from longisynth.spec import Contrast, Family, LesionSpec, Modality
+from longisynth.spec import Contrast, Family, LesionSource, LesionSpec, Modality
 
 
 class _Model(BaseModel):
@@ -134,6 +134,19 @@ class DatasetDesign(_Model):
     )
     stratify: list[StratumConfig] = Field(default_factory=list)
     refine: bool | None = Field(None, description="Learned refiner on/off (None: engine default).")
+    library: str | None = Field(
+        None,
+        description=(
+            "Lesion library folder (longisynth library build; relative to the design file): cases "
+            "copy real lesions from it unless spec.source is rules."
+        ),
+    )
+    allow_library: bool = Field(
+        True, description="false: no case may copy a real lesion (library and source library refused)."
+    )
+    max_lesion_reuse: int | None = Field(
+        None, ge=1, description="At most this many cases copy the same library lesion."
+    )
     output: OutputConfig = Field(default_factory=OutputConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
 
@@ -158,6 +171,12 @@ class DatasetDesign(_Model):
             raise ValueError("stratify lists a field twice")
         resolved = [_resolve_stratum(s, self.sample) for s in self.stratify]
         object.__setattr__(self, "stratify", resolved)
+        if not self.allow_library:
+            asks = self.spec.source == LesionSource.LIBRARY or self.spec.library_lesion_id is not None
+            if self.library is not None or asks or "source" in self.sample:
+                raise ValueError(
+                    "allow_library is false: remove library, spec.source library and sample.source"
+                )
         modality = self.modality()
         if self.spec.family == Family.LUNG_NODULE and modality == Modality.MR:
             raise ValueError("lung nodules are simulated in CT; inputs.modality says mr")

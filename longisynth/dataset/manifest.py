@@ -51,6 +51,8 @@ COLUMNS = [
     "checks",
     "refiner",
     "refiner_reason",
+    "library_lesion_id",  # the library lesion copied (empty: rule-based lesion)
+    "contains_real_lesion",  # the bundle holds a real patient's lesion texture (library lesion)
     "bundle",
     "bundle_sha256",
     "outputs",
@@ -91,6 +93,7 @@ def plan_row(case: CasePlan) -> dict[str, Any]:
             duration_days=s["duration_days"],
             timepoints_days=s["timepoints_days"],
             spec=s,
+            library_lesion_id=s.get("library_lesion_id") or "",
         )
     return row
 
@@ -111,6 +114,7 @@ def result_columns(meta: dict[str, Any]) -> dict[str, Any]:
         "checks": checks,
         "refiner": refiner.get("status", ""),
         "refiner_reason": refiner.get("reason", ""),
+        "contains_real_lesion": bool(meta.get("contains_real_lesion", False)),
     }
 
 

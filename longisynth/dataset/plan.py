@@ -24,6 +24,7 @@ from longisynth.dataset.design import DatasetDesign
 from longisynth.dataset.distributions import Choice, Conditional
 from longisynth.dataset.inputs import ScanEntry, resolve_inputs
 from longisynth.errors import InvalidInputError, LongisynthError
+from longisynth.library import Library
 from longisynth.spec import LesionSpec
 from longisynth.spec.prompt import spec_from_prompt
 
@@ -56,6 +57,7 @@ class CasePlan:
     request: LesionSpec | None
     resolved: LesionSpec | None
     error: str | None = None
+    library: str | None = None  # absolute path of the design's lesion library, if any
 
 
 @dataclass(frozen=True)
@@ -157,8 +159,20 @@ def _one_line(exc: Exception) -> str:
     return f"impossible spec: {exc}"
 
 
-def plan_case(design: DatasetDesign, scan: ScanEntry, row: int, width: int = 5) -> CasePlan:
-    """The concrete case of row ``row`` (an impossible spec gives a plan with ``error`` set)."""
+def plan_case(
+    design: DatasetDesign,
+    scan: ScanEntry,
+    row: int,
+    width: int = 5,
+    library: Library | None = None,
+    used: dict[str, int] | None = None,
+) -> CasePlan:
+    """The concrete case of row ``row`` (an impossible spec gives a plan with ``error`` set).
+
+    With a lesion ``library`` the chosen lesion's id is written into the request (the worker copies
+    exactly that lesion) and counted in ``used``; lesions used ``design.max_lesion_reuse`` times
+    are not chosen again.
+    """
     from longisynth.api import resolve
 
     case_id = f"case{row:0{width}d}"
@@ -173,10 +187,25 @@ def plan_case(design: DatasetDesign, scan: ScanEntry, row: int, width: int = 5) 
     try:
         sampled = sample_fields(design, rng_for, strata)
         request = _request(design, sampled)
-        resolved = resolve(scan.modality, design.prompt, request, seed=seed, lenient=design.lenient)
+        cap = design.max_lesion_reuse
+        full = frozenset(k for k, n in (used or {}).items() if cap is not None and n >= cap)
+        resolved = resolve(
+            scan.modality,
+            design.prompt,
+            request,
+            seed=seed,
+            lenient=design.lenient,
+            library=library,
+            exclude_lesions=full,
+        )
+        if resolved.library_lesion_id is not None:
+            request = request.model_copy(update={"library_lesion_id": resolved.library_lesion_id})
+            if used is not None:
+                used[resolved.library_lesion_id] = used.get(resolved.library_lesion_id, 0) + 1
     except (ValueError, ValidationError, LongisynthError) as exc:
         return CasePlan(case_id, row, scan, seed, stratum, sampled, None, None, _one_line(exc))
-    return CasePlan(case_id, row, scan, seed, stratum, sampled, request, resolved)
+    where = None if library is None else str(library.root)
+    return CasePlan(case_id, row, scan, seed, stratum, sampled, request, resolved, library=where)
 
 
 def plan_dataset(design: DatasetDesign, base_dir: Path | str) -> Plan:
@@ -195,11 +224,16 @@ def plan_dataset(design: DatasetDesign, base_dir: Path | str) -> Plan:
     if total == 0:
         raise InvalidInputError("the design makes no cases (cases_per_scan / cases column are 0)")
     width = max(5, len(str(total - 1)))
+    library = None
+    if design.library is not None:
+        root = Path(design.library)
+        library = Library.open(root if root.is_absolute() else (Path(base_dir) / root).resolve())
+    used: dict[str, int] = {}
     cases = []
     row = 0
     for scan in scans:
         for _ in range(scan.n_cases):
-            cases.append(plan_case(design, scan, row, width))
+            cases.append(plan_case(design, scan, row, width, library, used))
             row += 1
     return Plan(design, scans, cases)
 

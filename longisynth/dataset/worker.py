@@ -120,6 +120,7 @@ def _simulate(task: CaseTask) -> Study:
         seed=case.seed,
         lenient=design.lenient,
         refine=design.refine,
+        library=case.library,
     )
     assert case.resolved is not None
     if study.spec.model_dump(mode="json") != case.resolved.model_dump(mode="json"):

@@ -26,11 +26,14 @@ def _requested_kind(spec: LesionSpec) -> str | None:
     return None
 
 
-def choose_lesion(library: Library, spec: LesionSpec, modality: str) -> tuple[LesionSpec, LibraryLesion]:
+def choose_lesion(
+    library: Library, spec: LesionSpec, modality: str, exclude: frozenset[str] = frozenset()
+) -> tuple[LesionSpec, LibraryEntry]:
     """The library lesion for a merged (unresolved) request with ``source`` library, and the request
     completed with its facts: family, type or grade, margin and baseline size (the lesion *is* the
     baseline). The choice is seeded by ``spec.seed`` among the lesions of the requested kind whose
-    size is within the library's size band of a requested baseline size (any size if none).
+    size is within the library's size band of a requested baseline size (any size if none), leaving
+    out the ids in ``exclude`` (a dataset's reuse cap). Load it with :meth:`Library.load`.
 
     Raises:
         InvalidInputError: a library of the other modality, no lesion of the requested kind or id,
@@ -46,7 +49,7 @@ def choose_lesion(library: Library, spec: LesionSpec, modality: str) -> tuple[Le
                 f"library lesion {entry.id} is {entry.kind}, but the request asks for {kind}"
             )
     else:
-        pool = sorted(library.candidates(kind, spec.baseline_diameter_mm), key=lambda e: e.id)
+        pool = sorted(library.candidates(kind, spec.baseline_diameter_mm, exclude), key=lambda e: e.id)
         rng = np.random.default_rng([spec.seed, *b"library"])
         entry = pool[int(rng.integers(len(pool)))]
     out = spec.model_copy(deep=True)
@@ -74,7 +77,7 @@ def choose_lesion(library: Library, spec: LesionSpec, modality: str) -> tuple[Le
                 f"library glioma {entry.id} is already {entry.size_mm:.0f} mm at baseline; ask for a "
                 "final diameter_mm at least that large, or none"
             )
-    return out, library.load(entry)
+    return out, entry
 
 
 __all__ = [

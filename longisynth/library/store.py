@@ -112,13 +112,24 @@ class Library:
             raise InvalidInputError(f"{what} lesion in the library has id {lesion_id!r}")
         return hits[0]
 
-    def candidates(self, kind: str | None, size_mm: float | None) -> list[LibraryEntry]:
+    def candidates(
+        self, kind: str | None, size_mm: float | None, exclude: frozenset[str] = frozenset()
+    ) -> list[LibraryEntry]:
         """Entries of ``kind`` (any if None) whose size is within :data:`SIZE_BAND` of ``size_mm``
-        (any size if None; the nearest size when none is within the band)."""
+        (any size if None; the nearest size when none is within the band), ids in ``exclude`` left out.
+
+        Raises:
+            InvalidInputError: no lesion of that kind (or none left after ``exclude``).
+        """
         pool = [e for e in self.entries if kind is None or e.kind == kind]
         if not pool:
             kinds = sorted({e.kind for e in self.entries})
             raise InvalidInputError(f"the lesion library has no {kind} lesion (it has: {', '.join(kinds)})")
+        pool = [e for e in pool if e.id not in exclude]
+        if not pool:
+            raise InvalidInputError(
+                f"every {kind or ''} lesion of the library is used as often as allowed (max_lesion_reuse)"
+            )
         if size_mm is None:
             return pool
         band = [e for e in pool if abs(e.size_mm - size_mm) <= SIZE_BAND * size_mm]

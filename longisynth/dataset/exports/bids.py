@@ -47,6 +47,7 @@ def export_case(src: CaseSource) -> list[str]:
                 "Modality": "CT" if contrast == "ct" else "MR",
                 "DaysSinceBaseline": tp["days"],
                 "GeneratedBy": "longisynth (synthetic lesion inserted into a healthy scan)",
+                "ContainsRealLesion": bool(src.meta.get("contains_real_lesion", False)),
             }
             out.append(src.write(f"{stem}.json", (json.dumps(sidecar, indent=2) + "\n").encode()))
         seg = f"{DERIV}/{sub}/{ses}/anat/{sub}_{ses}_dseg.nii.gz"
@@ -76,11 +77,19 @@ def finalize(layout: Layout, design: DatasetDesign, rows: list[dict[str, Any]]) 
         )
     ]
     attrs = sorted({k for r in rows for k in r if k.startswith("attr_")})
-    cols = ["participant_id", "scan_id", *[a.removeprefix("attr_") for a in attrs], "family", "n_sessions"]
+    cols = [
+        "participant_id",
+        "scan_id",
+        *[a.removeprefix("attr_") for a in attrs],
+        "family",
+        "n_sessions",
+        "contains_real_lesion",
+    ]
     lines = ["\t".join(cols)]
     for r in rows:
         values = [f"sub-{r['case_id']}", r["scan_id"], *[r.get(a) for a in attrs], r["family"]]
-        lines.append("\t".join(_tsv(v) for v in [*values, len(r["timepoints_days"])]))
+        real = str(bool(r.get("contains_real_lesion"))).lower()
+        lines.append("\t".join(_tsv(v) for v in [*values, len(r["timepoints_days"]), real]))
     written.append(write_text(root, "bids/participants.tsv", "\n".join(lines) + "\n"))
     written.append(
         write_json(

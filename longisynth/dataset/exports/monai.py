@@ -56,6 +56,7 @@ def finalize(layout: Layout, design: DatasetDesign, rows: list[dict[str, Any]]) 
                     "timepoint": i,
                     "days": days,
                     "scan_id": r["scan_id"],
+                    "contains_real_lesion": bool(r.get("contains_real_lesion")),
                 }
             )
     labels = label_keys(rows[0]["family"])

@@ -56,6 +56,7 @@ class RealismReport:
     per_host: list[dict[str, Any]]  # per synthetic group: lesions, AUC of its lesions vs every real one
     seed: int
     contrasts: list[str] = field(default_factory=list)
+    timepoints: str = "all"  # which timepoints of each bundle were compared: all, first or last
 
     @property
     def n_real(self) -> int:
@@ -127,10 +128,15 @@ def _glioma_contrasts(cases: Any, bundles: Sequence[Path]) -> list[str]:
 
 
 def collect_lesions(
-    family: str, real: Path, bundles: Sequence[Path], progress: ProgressFn = _silent
+    family: str,
+    real: Path,
+    bundles: Sequence[Path],
+    progress: ProgressFn = _silent,
+    timepoints: str = "all",
 ) -> tuple[list[Lesion], list[str]]:
     """Real lesions of ``real`` and every qualifying timepoint of ``bundles`` (``family``: lung_nodule
-    or glioma), with the MRI contrasts compared (empty for lung). Raises :class:`InvalidInputError`."""
+    or glioma; ``timepoints``: all, or only each bundle's first or last), with the MRI contrasts
+    compared (empty for lung). Raises :class:`InvalidInputError`."""
     lesions: list[Lesion] = []
     contrasts: list[str] = []
     if not real.exists():
@@ -149,15 +155,22 @@ def collect_lesions(
             lesions.append(lesion)
             progress("real lesions", k + 1, len(cases))
     for k, path in enumerate(bundles):
-        lesions.extend(synthetic_lesions(path, family, host_group, contrasts))
+        lesions.extend(synthetic_lesions(path, family, host_group, contrasts, timepoints))
         progress("bundles", k + 1, len(bundles))
     return lesions, contrasts
 
 
 def run_realism(
-    family: str, real: Path, bundles: Sequence[Path], seed: int = 0, progress: ProgressFn = _silent
+    family: str,
+    real: Path,
+    bundles: Sequence[Path],
+    seed: int = 0,
+    progress: ProgressFn = _silent,
+    timepoints: str = "all",
 ) -> RealismReport:
-    """Machine VTT of the bundles' lesions against the real lesions in ``real``.
+    """Machine VTT of the bundles' lesions against the real lesions in ``real`` (``timepoints``: the
+    bundles' timepoints compared: all, first or last — e.g. a library lesion at baseline, and what
+    growth does to it).
 
     Raises:
         InvalidInputError: unknown family, unreadable or mismatched input (a real image without its
@@ -169,7 +182,7 @@ def run_realism(
         raise InvalidInputError(f"unknown family {family!r}: use lung or glioma")
     if not bundles:
         raise InvalidInputError("no bundles given")
-    lesions, contrasts = collect_lesions(fam, Path(real), bundles, progress)
+    lesions, contrasts = collect_lesions(fam, Path(real), bundles, progress, timepoints)
     names = sorted({k for lesion in lesions for k in lesion.features})
     X = np.array([[lesion.features.get(n, math.nan) for n in names] for lesion in lesions], dtype=np.float64)
     keep = [bool(np.isfinite(X[:, j]).any()) for j in range(X.shape[1])]
@@ -196,4 +209,5 @@ def run_realism(
         per_host=per_host_table(lesions, result.scores),
         seed=seed,
         contrasts=contrasts,
+        timepoints=timepoints,
     )

@@ -32,6 +32,12 @@ def _parser() -> argparse.ArgumentParser:
         help="real lesions: lidc_nodules layout (image/, mask/, nodules.csv) "
         "or BraTS layout (CASE/CASE_*.nii.gz)",
     )
+    p.add_argument(
+        "--timepoints",
+        choices=("all", "first", "last"),
+        default="all",
+        help="which timepoints of each bundle are compared (default all)",
+    )
     p.add_argument("-o", "--output", type=Path, default=Path("realism.html"), help="HTML report")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers as JSON")
     p.add_argument("--seed", type=int, default=0, help="seed of the folds and the bootstrap (default 0)")
@@ -80,7 +86,9 @@ def _run(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.start()
         try:
-            report = run_realism(args.family, args.real, bundles, seed=args.seed, progress=progress)
+            report = run_realism(
+                args.family, args.real, bundles, seed=args.seed, progress=progress, timepoints=args.timepoints
+            )
         finally:
             if bar is not None:
                 bar.stop()

@@ -254,16 +254,26 @@ def bundle_family(reader: BundleReader) -> str:
     return family
 
 
+TIMEPOINTS = ("all", "first", "last")
+
+
 def synthetic_lesions(
-    path: Path, family: str, host_group: Callable[[BundleReader], str], contrasts: list[str] | None = None
+    path: Path,
+    family: str,
+    host_group: Callable[[BundleReader], str],
+    contrasts: list[str] | None = None,
+    timepoints: str = "all",
 ) -> Iterator[Lesion]:
-    """Every timepoint of a bundle whose lesion is at least ``MIN_DIAMETER_MM[family]`` across."""
+    """Every timepoint of a bundle (or only its ``first`` or ``last``, see :data:`TIMEPOINTS`) whose
+    lesion is at least ``MIN_DIAMETER_MM[family]`` across."""
     with BundleReader(path) as reader:
         got = bundle_family(reader)
         if got != family:
             raise InvalidInputError(f"{path}: a {got} bundle, but this comparison is for {family} (--family)")
         group = host_group(reader)
-        for index in reader.indices:
+        indices = list(reader.indices)
+        chosen = {"all": indices, "first": indices[:1], "last": indices[-1:]}[timepoints]
+        for index in chosen:
             labels, geometry = reader.mask(index)
             if not labels.any():
                 continue

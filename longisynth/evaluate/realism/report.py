@@ -43,6 +43,13 @@ def _groups(report: RealismReport) -> dict[str, int]:
     return {"real": len(real), "synthetic": len(syn), "shared": len(real & syn)}
 
 
+_TIMEPOINTS = {
+    "all": "every timepoint",
+    "first": "first timepoint of each study",
+    "last": "last timepoint of each study",
+}
+
+
 def realism_json(report: RealismReport) -> str:
     """Deterministic JSON: AUCs and intervals, per-feature separation, every lesion's features."""
     r, s = report.result, report.study_grouped
@@ -52,6 +59,7 @@ def realism_json(report: RealismReport) -> str:
         "real": report.real_source,
         "contrasts": report.contrasts,
         "seed": report.seed,
+        "timepoints": report.timepoints,
         "auc": r.auc,
         "auc_ci95": list(r.ci),
         "auc_study_grouped": s.auc,
@@ -185,7 +193,7 @@ def realism_html(report: RealismReport) -> str:
     method = (
         f"<p>{report.n_real} real lesions ({groups['real']} patients) from "
         f"<code>{html.escape(report.real_source)}</code>; {report.n_synthetic} synthetic lesions "
-        f"(every timepoint at least the minimum size) from {groups['synthetic']} host scans "
+        f"({_TIMEPOINTS[report.timepoints]} at least the minimum size) from {groups['synthetic']} host scans "
         f"({', '.join(f'{html.escape(k)}: {v}' for k, v in sorted(per_host.items()))}). "
         f"Classifier: L2 logistic regression (C = {RIDGE_C}) on standardised features, "
         f"StratifiedGroupKFold ({r.n_splits} folds × {REPEATS} repeats, groups = patient / host scan"
