@@ -43,6 +43,7 @@ from longisynth.library.format import (
     LibraryManifest,
     content_hash,
 )
+from longisynth.library.memorisation import descriptor, write_descriptors
 from longisynth.measure import clinical_diameter_mm, longest_diameter_mm
 from longisynth.spec import Modality
 
@@ -451,6 +452,7 @@ def build_library(
     licence = licence or DEFAULT_LICENCE[layout]
     (out / LESIONS_DIR).mkdir(parents=True, exist_ok=True)
     entries: list[LibraryEntry] = []
+    rows: list[NDArray[np.float32]] = []
     for i, load in enumerate(loaders):
         lesion = load()
         if progress:
@@ -464,11 +466,20 @@ def build_library(
             continue  # the same lesion twice
         np.savez_compressed(out / LESIONS_DIR / f"{lesion_id}.npz", **arrays)  # type: ignore[arg-type]
         entries.append(_entry(lesion, licence, lesion_id, digest))
+        rows.append(descriptor(lesion.images, lesion.labels > 0, lesion.affine, sorted(lesion.images)))
     if not entries:
         raise InvalidInputError(f"no lesion found in {source.name!r} (layout {layout})")
     modalities = {e.modality for e in entries}
     if len(modalities) > 1:
         raise InvalidInputError("the lesions mix CT and MRI; build one library per modality")
+    contrast_sets = {tuple(e.contrasts) for e in entries}
+    nn_median = None
+    if len(contrast_sets) == 1:  # one descriptor layout for the whole library
+        nn = write_descriptors(out, [e.id for e in entries], entries[0].contrasts, rows)
+        for e, d in zip(entries, nn, strict=True):
+            e.nearest_other_distance = round(float(d), 4) if np.isfinite(d) else None
+        finite = nn[np.isfinite(nn)]
+        nn_median = round(float(np.median(finite)), 4) if finite.size else None
     with (out / INDEX).open("w") as f:
         for e in entries:
             f.write(json.dumps(e.model_dump(mode="json"), sort_keys=True) + "\n")
@@ -477,6 +488,7 @@ def build_library(
         family=entries[0].family,
         n_lesions=len(entries),
         sources=sorted({e.source_dataset for e in entries}),
+        nn_median_distance=nn_median,
     )
     (out / MANIFEST).write_text(json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
     return manifest

@@ -44,6 +44,13 @@ class LibraryManifest(BaseModel):
     family: str = Field(description="lung_nodule or glioma")
     n_lesions: int
     sources: list[str] = Field(description="source datasets (layout names) the lesions came from")
+    nn_median_distance: float | None = Field(
+        None,
+        description=(
+            "median distance from a library lesion to its nearest other library lesion "
+            "(longisynth.library.memorisation; HU or brain sd): the library's own scale"
+        ),
+    )
 
 
 class LibraryEntry(BaseModel):
@@ -73,6 +80,9 @@ class LibraryEntry(BaseModel):
         description="tissue reference of the source around the lesion (CT: lung parenchyma HU)",
     )
     noise_sd: dict[str, float] = Field(default_factory=dict, description="source noise sd per contrast")
+    nearest_other_distance: float | None = Field(
+        None, description="distance to the nearest other lesion of the library (memorisation scale)"
+    )
     source_dataset: str
     source_case: str = Field(description="case name in the source (index only, never in outputs)")
     licence: str

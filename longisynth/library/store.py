@@ -22,6 +22,7 @@ from longisynth.library.format import (
     LibraryManifest,
     content_hash,
 )
+from longisynth.library.memorisation import Descriptors, load_descriptors
 
 SIZE_BAND = 0.25  # a requested size matches lesions within ±25 % of it
 
@@ -35,6 +36,8 @@ class LibraryLesion:
     images: dict[str, NDArray[np.float32]]
     labels: NDArray[np.uint8]
     affine: NDArray[np.float64]
+    descriptors: Descriptors | None = None  # the library's, for the memorisation report
+    nn_median_distance: float | None = None
 
     def provenance(self) -> dict[str, Any]:
         """What a generated study records about its source (no case name: it may identify)."""
@@ -56,6 +59,7 @@ class Library:
         self.root = root
         self.manifest = manifest
         self.entries = entries
+        self._descriptors: Descriptors | None = None
 
     @classmethod
     def open(cls, root: Path | str) -> Library:
@@ -159,4 +163,13 @@ class Library:
         images = {k.removeprefix("img_"): v for k, v in arrays.items() if k.startswith("img_")}
         if "labels" not in arrays or "affine" not in arrays or not images:
             raise InvalidInputError(f"lesion {entry.id} of the library lacks its labels, affine or images")
-        return LibraryLesion(entry, images, arrays["labels"].astype(np.uint8), arrays["affine"])
+        if self._descriptors is None:
+            self._descriptors = load_descriptors(self.root)
+        return LibraryLesion(
+            entry,
+            images,
+            arrays["labels"].astype(np.uint8),
+            arrays["affine"],
+            self._descriptors,
+            self.manifest.nn_median_distance,
+        )

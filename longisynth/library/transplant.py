@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,7 @@ from longisynth.errors import InvalidInputError, LesionDoesNotFitError
 from longisynth.families.base import Crops, Findings, Growth, Inputs, LesionFamily, Placement, Site
 from longisynth.geometry import Box, Geometry
 from longisynth.growth.laws import diameter_schedule
+from longisynth.library.memorisation import GRID, descriptor, distance
 from longisynth.library.store import LibraryLesion
 from longisynth.refine.patches import CT_INTENSITY, Intensity
 from longisynth.result import Timepoint
@@ -143,7 +144,7 @@ def mirrored(lesion: LibraryLesion) -> LibraryLesion:
     closest to world x; the affine's 3×3 part is kept, so the mirror is about the patch centre)."""
     axis = int(np.argmax(np.abs(lesion.affine[0, :3])))
     images = {c: np.flip(v, axis).copy() for c, v in lesion.images.items()}
-    return LibraryLesion(lesion.entry, images, np.flip(lesion.labels, axis).copy(), lesion.affine)
+    return replace(lesion, images=images, labels=np.flip(lesion.labels, axis).copy())
 
 
 def _kernel(lesion: LibraryLesion, grid: Geometry) -> NDArray[np.float32]:
@@ -366,21 +367,59 @@ class Transplant:
             from longisynth.families.glioma import _glioma_checks
 
             checks = _glioma_checks(spec, timepoints, anatomy, site)
+        simulation = {
+            "source_lesion": self.lesion.provenance(),
+            "transplant": {
+                "scales": [round(s, 4) for s in state.scales],
+                "requested_diameters_mm": [round(d, 4) for d in state.diameters_mm],
+                "blend_mm": self.blend_mm,
+                "memorisation": self._memorisation(inputs, anatomy, site, timepoints),
+            },
+        }
         return Findings(
             checks=checks,
             notes=[
                 "the lesion is a real lesion from a library (its texture and baseline mask are the "
                 "source's); later timepoints scale it about its centroid by the growth law"
             ],
-            simulation={
-                "source_lesion": self.lesion.provenance(),
-                "transplant": {
-                    "scales": [round(s, 4) for s in state.scales],
-                    "requested_diameters_mm": [round(d, 4) for d in state.diameters_mm],
-                    "blend_mm": self.blend_mm,
-                },
-            },
+            simulation=simulation,
         )
+
+    def _memorisation(
+        self, inputs: Inputs, anatomy: Any, site: Site, timepoints: list[Timepoint]
+    ) -> dict[str, Any]:
+        """Per timepoint: the distance (:mod:`longisynth.library.memorisation`) from the generated
+        lesion to its source and to the nearest library lesion (also mirrored), and the library's
+        own scale (median nearest-other distance)."""
+        scans = inputs.scans
+        contrasts = sorted(scans)
+        geometry = next(iter(scans.values())).geometry.crop(site.box)
+        norm: dict[str, tuple[float, float]] = {"ct": (0.0, 1.0)}
+        if self.family == Family.GLIOMA:
+            for c, scan in scans.items():
+                inside = scan.values()[anatomy.brain]
+                norm[c] = (float(inside.mean()), max(float(inside.std()), 1e-6))
+        lesion = self.lesion
+        source = descriptor(lesion.images, lesion.labels > 0, lesion.affine, contrasts)
+        to_source, nearest = [], []
+        for tp in timepoints:
+            images = {}
+            for c, scan in scans.items():
+                physical = tp.crops[c].astype(np.float64) * scan.slope + scan.inter
+                images[c] = ((physical - norm[c][0]) / norm[c][1]).astype(np.float32)
+            own = descriptor(images, tp.mask > 0, geometry.affine, contrasts)
+            to_source.append(round(distance(own, source), 3))
+            if lesion.descriptors is not None and set(contrasts) <= set(lesion.descriptors.contrasts):
+                flipped = own.reshape(len(contrasts), GRID, GRID, GRID)[:, ::-1].reshape(-1)
+                hits = [lesion.descriptors.nearest(d, contrasts) for d in (own, flipped)]
+                lesion_id, d = min(hits, key=lambda h: h[1])
+                nearest.append({"id": lesion_id, "distance": round(d, 3)})
+        return {
+            "units": "HU" if self.family == Family.LUNG_NODULE else "brain standard deviations",
+            "distance_to_source": to_source,
+            "nearest_library_lesion": nearest,
+            "library_nearest_other_median": lesion.nn_median_distance,
+        }
 
 
 @dataclass

@@ -179,6 +179,12 @@ def test_transplant_metadata_and_determinism(ct_library: Path, thorax: api.DemoI
     assert src["licence"] == "CC0 (test fixture)" and meta["spec"]["source"] == "library"
     assert "case" not in json.dumps(meta)  # the source's case names never reach a bundle
     assert meta["simulation"]["refiner"]["status"] == "disabled"
+    # the memorisation report: a distance per timepoint to the source and to the nearest library lesion
+    memo = meta["simulation"]["transplant"]["memorisation"]
+    ids = {e.id for e in Library.open(ct_library).entries}
+    assert len(memo["distance_to_source"]) == 3 and all(d >= 0 for d in memo["distance_to_source"])
+    assert all(h["id"] in ids and h["distance"] >= 0 for h in memo["nearest_library_lesion"])
+    assert memo["library_nearest_other_median"] > 0 and memo["units"] == "HU"
     # across processes: the CLI writes the same voxels
     cmd = [
         sys.executable,
@@ -295,3 +301,31 @@ def test_real_glioma_transplant_stays_in_its_hemisphere(shared_data: Path, tmp_p
     assert study.timepoints[0].lesion_volume_mm3 > 0.8 * entry.volume_mm3
     assert study.timepoints[1].lesion_volume_mm3 >= study.timepoints[0].lesion_volume_mm3
     assert set(np.unique(study.timepoints[0].mask)) == {0, 1, 2, 3}
+
+
+def test_memorisation_descriptor_sees_a_copy_across_grids() -> None:
+    """A lesion and its copy on a 2x coarser grid are far closer than two different real-like
+    lesions of the same size (a lobulated vs a round one, different textures)."""
+    from longisynth.library.memorisation import descriptor, distance
+
+    rng = np.random.default_rng(0)
+    fine = np.diag([0.5, 0.5, 0.5, 1.0])
+    x = np.stack(np.meshgrid(*[np.arange(48) * 0.5 - 12.0] * 3, indexing="ij"))
+    r = np.sqrt((x**2).sum(axis=0))
+    lobes = r + 2.0 * np.cos(3 * np.arctan2(x[1], x[0]))
+    texture = ndimage_smooth(rng.normal(0, 80, r.shape), 2.0)
+    a_mask, b_mask = r < 8.0, lobes < 8.0
+    a = {"ct": np.where(a_mask, 20.0 + texture, -850.0).astype(np.float32)}
+    b = {"ct": np.where(b_mask, -40.0 + texture[::-1], -850.0).astype(np.float32)}
+    coarse = np.diag([1.0, 1.0, 1.0, 1.0])
+    a2 = {"ct": a["ct"][::2, ::2, ::2]}
+    da = descriptor(a, a_mask, fine, ["ct"])
+    d_copy = distance(da, descriptor(a2, a_mask[::2, ::2, ::2], coarse, ["ct"]))
+    d_other = distance(da, descriptor(b, b_mask, fine, ["ct"]))
+    assert d_copy < 0.5 * d_other
+
+
+def ndimage_smooth(values: np.ndarray, sigma: float) -> np.ndarray:
+    from scipy import ndimage
+
+    return ndimage.gaussian_filter(values, sigma)
