@@ -24,10 +24,13 @@ from longisynth.anatomy.modality import detect_modality, require_hounsfield
 from longisynth.bundle import read_metadata, write_bundle
 from longisynth.demo import DemoInput, demo_input
 from longisynth.errors import InvalidInputError, LesionDoesNotFitError
+from longisynth.geometry import Geometry
 from longisynth.io import read_dicom_series, read_nifti, read_scan
 from longisynth.io.contrasts import contrast_key
 from longisynth.io.scan import Scan
 from longisynth.library import Library, LibraryLesion, choose_lesion
+from longisynth.library.transplant import conditioned_lesion
+from longisynth.measure import clinical_diameter_mm, longest_diameter_mm
 from longisynth.pipeline import Clock, ProgressFn, simulate
 from longisynth.refine import Denoiser, RefinerStatus, RefineSettings, default_refiner
 from longisynth.refine.hand_off import refine_context
@@ -141,6 +144,7 @@ def generate(
     refiner: Denoiser | None = None,
     refine_settings: RefineSettings | None = None,
     library: Library | str | Path | None = None,
+    lesion_mask: NDArray[Any] | None = None,
 ) -> Study:
     """Simulate a longitudinal lesion study on a healthy scan.
 
@@ -166,6 +170,9 @@ def generate(
             the lesion is a real one copied from the library (``spec.source`` defaults to
             ``library``; ``rules`` keeps rule-based lesions); the refiner is then off unless
             ``refine=True``, so the real texture is kept.
+        lesion_mask: the baseline lesion's shape and place, drawn by the user on the scan's grid
+            (non-zero = lesion, e.g. from ITK-SNAP); the law grows it, and its texture comes from a
+            library lesion of its kind and size (``library`` is required).
 
     Raises:
         InvalidInputError, PromptNotUnderstoodError, LesionDoesNotFitError (incl. PlausibilityError).
@@ -179,7 +186,12 @@ def generate(
     if merged.family == Family.LUNG_NODULE or (merged.family is None and modality == Modality.CT):
         # A lung request on something that is not HU gets the specific reason (8-bit export...).
         require_hounsfield(main.values(), main.raw.dtype)
-    merged, lesion = _library_lesion(merged, modality, library)
+    fixed_center = None
+    lesion: LibraryLesion | None
+    if lesion_mask is not None:
+        merged, lesion, fixed_center = _mask_lesion(merged, modality, library, lesion_mask, main.geometry)
+    else:
+        merged, lesion = _library_lesion(merged, modality, library)
     resolved = _resolve(merged, modality)
     scan_map = _validate_contrasts(scan_map, modality)
     if lesion is not None:
@@ -199,7 +211,7 @@ def generate(
     ctx = refine_context(refine, refiner, refine_settings)
     if lesion is not None and ctx.status.status == "disabled":
         ctx.status.reason = "a library lesion keeps its real texture (refine=True turns the refiner on)"
-    study = simulate(scan_map, resolved, clock, ctx, labels, brain_tissues, lesion)
+    study = simulate(scan_map, resolved, clock, ctx, labels, brain_tissues, lesion, fixed_center)
     if ctx.status.status == "unavailable":
         study.notes.append(f"learned refiner not used: {ctx.status.reason}")
     study.prompt = prompt
@@ -264,6 +276,46 @@ def _library_lesion(
     lib = library if isinstance(library, Library) else Library.open(library)
     spec, entry = choose_lesion(lib, merged, modality.value, exclude)
     return spec, lib.load(entry) if load else None
+
+
+def _mask_lesion(
+    merged: LesionSpec,
+    modality: Modality,
+    library: Library | str | Path | None,
+    lesion_mask: NDArray[Any],
+    geometry: Geometry,
+) -> tuple[LesionSpec, LibraryLesion, NDArray[np.float64]]:
+    """The request completed for a user's baseline mask: its size, its centroid as the location,
+    and a library lesion of its kind and size lending the texture (:func:`conditioned_lesion`)."""
+    mask = np.asarray(lesion_mask)
+    if tuple(mask.shape) != geometry.shape:
+        raise InvalidInputError(
+            f"lesion mask shape {tuple(mask.shape)} differs from the scan's {geometry.shape}"
+        )
+    mask = mask > 0
+    if not mask.any():
+        raise InvalidInputError("the lesion mask is empty (no non-zero voxel)")
+    if library is None or merged.source == LesionSource.RULES:
+        raise InvalidInputError(
+            "a lesion mask takes its texture from a lesion library: give --library too "
+            "(rule-based texture on a given mask is not supported)"
+        )
+    lung = modality == Modality.CT
+    spacing = geometry.spacing_mm
+    size = (
+        clinical_diameter_mm(mask, spacing, geometry.world_axis_index(2)[0])
+        if lung
+        else longest_diameter_mm(mask, spacing)
+    )
+    center = geometry.voxel_to_world(np.argwhere(mask).mean(axis=0))
+    lib = library if isinstance(library, Library) else Library.open(library)
+    request = merged.model_copy(deep=True)
+    request.baseline_diameter_mm = round(size, 3)
+    spec, entry = choose_lesion(lib, request, modality.value)
+    spec.baseline_diameter_mm = round(size, 3)
+    spec.location.point_mm = (float(center[0]), float(center[1]), float(center[2]))
+    lesion = conditioned_lesion(lib.load(entry), mask, geometry, size)
+    return spec, lesion, center
 
 
 def _resolve(merged: LesionSpec, modality: Modality) -> LesionSpec:

@@ -109,12 +109,14 @@ def simulate(
     labels: NDArray[np.integer] | None = None,
     tissues: Mapping[str, NDArray[np.floating]] | None = None,
     lesion: LibraryLesion | None = None,
+    fixed_center_world: NDArray[np.float64] | None = None,
 ) -> Study:
     """Simulate the study of a resolved ``spec`` on ``scans`` (contrast → scan, one grid).
 
     With ``lesion`` (a real lesion from a library, ``spec.source`` library) the family's placement
     and anatomy are kept and the lesion is transplanted and grown
-    (:class:`~longisynth.library.transplant.Transplant`).
+    (:class:`~longisynth.library.transplant.Transplant`); ``fixed_center_world`` puts its centroid
+    there (a user's lesion mask) instead of the family's placement.
 
     Raises:
         LesionDoesNotFitError: the anatomy has no room for the request (incl. no organ found).
@@ -124,7 +126,7 @@ def simulate(
     assert spec.diameter_mm is not None
     family = family_for(spec.family)
     if lesion is not None:
-        family = Transplant(family, lesion)
+        family = Transplant(family, lesion, fixed_center_world)
     rng = streams(spec.seed)
     geometry = next(iter(scans.values())).geometry
     spacing = geometry.spacing_mm

@@ -97,13 +97,23 @@ def real_samples(folder: Path) -> list[Sample]:
     return out
 
 
-def synthetic_studies(n_per_host: int, n_phantoms: int, seed: int) -> Iterator[tuple[str, Any, str, str]]:
+def synthetic_studies(
+    n_per_host: int, n_phantoms: int, seed: int, library: Any = None
+) -> Iterator[tuple[str, Any, str, str]]:
     """(host name, study, nodule type, prompt) for nodules grown on the realism hosts.
 
     Hosts, types, shapes and sizes are those of ``benchmarks/realism_sets.py`` (the real chest CTs of
-    ``../shared/data`` and thorax phantoms on LIDC-IDRI-like grids); refiner off.
+    ``../shared/data`` and thorax phantoms on LIDC-IDRI-like grids); refiner off. With ``library``
+    (a lesion library) each nodule is a library nodule of the drawn type near the drawn size.
     """
-    from realism_sets import NODULE_TYPES, SHAPES, SIZE_MM, grow_nodule_study, lung_hosts
+    from realism_sets import (
+        NODULE_TYPES,
+        SHAPES,
+        SIZE_MM,
+        grow_nodule_study,
+        library_nodule_study,
+        lung_hosts,
+    )
 
     rng = np.random.default_rng(seed)
     for host, scan, locations in lung_hosts(n_phantoms):
@@ -111,15 +121,20 @@ def synthetic_studies(n_per_host: int, n_phantoms: int, seed: int) -> Iterator[t
             size = float(np.exp(rng.uniform(*np.log(SIZE_MM))))
             kind, shape, where = rng.choice(NODULE_TYPES), rng.choice(SHAPES), rng.choice(locations)
             case_seed = int(rng.integers(0, 2**31 - 1))
-            grown = grow_nodule_study(scan, str(kind), str(shape), size, str(where), case_seed, refine=False)
+            if library is not None:
+                grown = library_nodule_study(scan, library, str(kind), size * 0.8, str(where), case_seed)
+            else:
+                grown = grow_nodule_study(
+                    scan, str(kind), str(shape), size, str(where), case_seed, refine=False
+                )
             if grown is not None:
                 yield host, grown[0], str(kind), grown[1]
 
 
-def synthetic_samples(n_per_host: int, n_phantoms: int, seed: int) -> list[Sample]:
+def synthetic_samples(n_per_host: int, n_phantoms: int, seed: int, library: Any = None) -> list[Sample]:
     """Every timepoint of :func:`synthetic_studies` as a sample (group = host scan)."""
     out = []
-    for k, (host, study, kind, _) in enumerate(synthetic_studies(n_per_host, n_phantoms, seed)):
+    for k, (host, study, kind, _) in enumerate(synthetic_studies(n_per_host, n_phantoms, seed, library)):
         affine = study.geometry.affine
         scan = next(iter(study.scans.values()))
         for i in range(len(study.timepoints)):

@@ -89,12 +89,16 @@ def run_lung(
         test = [s for s in real if s.group not in train_groups]
     times["real data"] = time.perf_counter() - t
     t = time.perf_counter()
+    library = None
+    if args.library:
+        library = _training_library(args, {s.group for s in test})
+    tag = "_library" if library is not None else ""
     cache = (
         None
         if args.work is None
-        else args.work / f"lung_synthetic_{args.per_host}x{args.phantoms}_{args.seed}.pkl"
+        else args.work / f"lung_synthetic{tag}_{args.per_host}x{args.phantoms}_{args.seed}.pkl"
     )
-    synthetic = _cached(cache, lambda: lu.synthetic_samples(args.per_host, args.phantoms, args.seed))
+    synthetic = _cached(cache, lambda: lu.synthetic_samples(args.per_host, args.phantoms, args.seed, library))
     times["synthetic data"] = time.perf_counter() - t
     cfg = lung_config(args.steps)
     rows = []
@@ -118,6 +122,26 @@ def run_lung(
         "network": f"MONAI UNet {cfg.channels}, patch {cfg.patch}, batch {cfg.batch}, {cfg.steps} steps",
     }
     return rows, setting
+
+
+def _training_library(args: argparse.Namespace, test_patients: set[str]) -> Any:
+    """A lesion library of the real training nodules only (the test patients left out), built
+    in ``--work`` (or a temporary folder)."""
+    import tempfile
+
+    from longisynth.library import Library, build_library
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="longisynth_lib_"))
+    root = work / f"library_train_{args.seed}"
+    if not (root / "index.jsonl").is_file():
+        cases = {p.name.split(".nii")[0] for p in (args.real / "image").glob("*.nii*")}
+        excluded = frozenset(c for c in cases if c.rsplit("_R_", 1)[0] in test_patients)
+        build_library(args.real, root, exclude_cases=excluded)
+    library = Library.open(root)
+    leaked = {e.source_case.rsplit("_R_", 1)[0] for e in library.entries} & test_patients
+    assert not leaked, f"test patients in the library: {sorted(leaked)}"
+    log_stderr(f"  library of {len(library.entries)} training nodules (test patients excluded)")
+    return library
 
 
 def lung_table(rows: list[dict[str, Any]]) -> str:
@@ -251,6 +275,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", type=Path, default=None, help="cache synthetic samples here (reruns reuse them)")
     p.add_argument("--markdown", type=Path, default=None, help="write the table and settings here")
+    p.add_argument(
+        "--library",
+        action="store_true",
+        help="lung: the synthetic arm copies real nodules from a library of the real training patients",
+    )
     args = p.parse_args(argv)
     for folder in (args.real, args.real_test):
         if folder is not None and not folder.is_dir():
@@ -278,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     text = (
         f"`--family {args.family} --real {args.real}`"
         + (f" `--real-test {args.real_test}`" if args.real_test else "")
+        + (" `--library`" if args.library else "")
         + f", seed {args.seed}; {machine}.\n\n{info}.\n\n{table}\n\nTimes: {clock}.\n"
     )
     print(text)

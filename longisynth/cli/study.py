@@ -48,6 +48,12 @@ def add_study_commands(sub: Any) -> None:
     g.add_argument(
         "--labels", type=Path, help="region label map (TotalSegmentator lobes 10-14) on the same grid"
     )
+    g.add_argument(
+        "--lesion-mask",
+        type=Path,
+        default=None,
+        help="baseline lesion mask on the same grid (e.g. from ITK-SNAP); needs --library for its texture",
+    )
     common(g)
 
     d = sub.add_parser("demo", help="simulate on the embedded default scan (no input needed)")
@@ -111,6 +117,9 @@ def _run_generate(args: argparse.Namespace, update: Callable[[str, float], None]
     if args.labels is not None:
         lab = read_scan(args.labels)
         labels = lab.raw
+    lesion_mask = None
+    if args.lesion_mask is not None:
+        lesion_mask = read_scan(args.lesion_mask).raw
     read_s = time.perf_counter() - t0
     if len(scans) == 1 and "" in scans:
         scan_arg: Any = scans[""]
@@ -126,6 +135,7 @@ def _run_generate(args: argparse.Namespace, update: Callable[[str, float], None]
         lenient=args.lenient,
         progress=update,
         library=args.library,
+        lesion_mask=lesion_mask,
     )
     return study, {"read_input": round(read_s, 4)}
 

@@ -5,8 +5,9 @@ scale-free descriptor: its normalised image (HU for CT; z-scores of the brain fo
 contrast) sampled on a :data:`GRID`³ cube of world-axis-aligned points centred on the lesion's
 centroid, spanning :data:`SPAN` × its largest centroid-to-boundary distance r, with everything
 outside its mask set to the tissue reference (lung parenchyma, or z = 0), blurred by a Gaussian of
-:data:`BLUR` × r (so that a lesion and its copy on a coarser host grid compare at the same scale). Distances are the RMS difference
-of two descriptors, in the library's units (HU, or brain standard deviations).
+:data:`BLUR` × r (so that a lesion and its copy on a coarser host grid compare at the same scale).
+Distances are the RMS difference of two descriptors, in the library's units (HU, or brain
+standard deviations).
 
 A copied lesion at baseline is at distance ≈ 0 from its source (it *is* the source); growth moves it
 away. The library's own scale is the median distance from each library lesion to its nearest other

@@ -158,6 +158,54 @@ def _kernel(lesion: LibraryLesion, grid: Geometry) -> NDArray[np.float32]:
     return kernel
 
 
+def conditioned_lesion(
+    texture: LibraryLesion, mask: NDArray[np.bool_], geometry: Geometry, size_mm: float
+) -> LibraryLesion:
+    """A user's lesion mask (on the host grid) as a library lesion: its shape, with the texture and
+    labels of ``texture`` (a library lesion) scaled to its size and centred on its centroid; mask
+    voxels the texture does not cover take the nearest covered voxel's values and label.
+
+    Args:
+        texture: the library lesion that lends its texture (kind and size chosen like any other).
+        mask: the user's baseline lesion mask, on ``geometry``'s grid.
+        size_mm: the mask's size in the family's convention, mm (becomes the entry's ``size_mm``).
+    """
+    idx = np.argwhere(mask)
+    lo = np.maximum(idx.min(axis=0) - 2, 0)
+    hi = np.minimum(idx.max(axis=0) + 3, mask.shape)
+    box = Box((int(lo[0]), int(lo[1]), int(lo[2])), (int(hi[0]), int(hi[1]), int(hi[2])))
+    crop = geometry.crop(box)
+    user = np.asarray(mask[box.slices], dtype=bool)
+    center = np.asarray(ndimage.center_of_mass(user), dtype=np.float64)
+    one = sample_lesion(texture, crop, center, size_mm / texture.entry.size_mm)
+    source_labels = np.zeros(user.shape, dtype=np.uint8)
+    source_images = {c: np.full(user.shape, np.nan, dtype=np.float32) for c in texture.images}
+    if one is not None:
+        source_labels[one.box] = one.labels
+        for c in source_images:
+            source_images[c][one.box] = one.images[c]
+    covered = source_labels > 0
+    if not covered.any():  # the texture's mask is too small to cover a voxel: use its centre
+        at = tuple(np.clip(np.round(center).astype(int), 0, np.asarray(user.shape) - 1))
+        covered[at] = True
+        source_labels[at] = int(texture.labels.max())
+        for c in source_images:
+            source_images[c][at] = float(np.nanmedian(texture.images[c][texture.labels > 0]))
+    nearest = ndimage.distance_transform_edt(~covered, return_distances=False, return_indices=True)
+    pick = tuple(nearest[k][user] for k in range(3))
+    labels = np.zeros(user.shape, dtype=np.uint8)
+    labels[user] = source_labels[pick]
+    images = {}
+    for c, values in source_images.items():
+        out = np.full(user.shape, np.nan, dtype=np.float32)
+        out[user] = values[pick]
+        # around the mask: the texture's own surroundings where it has them (the blend band)
+        out[~user] = values[~user]
+        images[c] = out
+    entry = texture.entry.model_copy(update={"size_mm": round(size_mm, 3)})
+    return replace(texture, entry=entry, images=images, labels=labels, affine=crop.affine)
+
+
 def growth_diameters(spec: LesionSpec, baseline_mm: float) -> list[float]:
     """The lesion's size (mm, the family's convention) at each timepoint: the lung law's schedule,
     or for a glioma a front moving at constant speed from the library size to ``spec.diameter_mm``
@@ -182,9 +230,14 @@ class _State:
 class Transplant:
     """A library lesion behind the family protocol (see the module docstring)."""
 
-    def __init__(self, base: LesionFamily, lesion: LibraryLesion) -> None:
+    def __init__(
+        self, base: LesionFamily, lesion: LibraryLesion, fixed_center_world: NDArray[np.float64] | None = None
+    ) -> None:
+        """``fixed_center_world``: the lesion's centroid is here (a user's mask, world RAS+ mm);
+        otherwise the family places it."""
         self.base = base
         self.lesion = lesion
+        self.fixed_center = fixed_center_world
         self.family = base.family
         self.push_fraction = base.push_fraction
         self.size_convention = base.size_convention
@@ -196,7 +249,10 @@ class Transplant:
     def place(self, inputs: Inputs, anatomy: Any) -> Placement:
         spec = inputs.spec
         explicit = spec.location.point_mm is not None or spec.location.point_voxel is not None
-        if self.family == Family.GLIOMA and not explicit:
+        if self.fixed_center is not None:
+            assert spec.diameter_mm is not None
+            placement = Placement(self.fixed_center, 0.9 * spec.diameter_mm + 4.0, 0.0)
+        elif self.family == Family.GLIOMA and not explicit:
             placement = self._fit_glioma(inputs, anatomy)
         else:
             placement = self.base.place(inputs, anatomy)
@@ -263,6 +319,11 @@ class Transplant:
     def allowed_region(
         self, inputs: Inputs, anatomy: Any, placement: Placement, box: Box, crops: Crops
     ) -> NDArray[np.bool_]:
+        if placement.plan is None and self.family == Family.LUNG_NODULE:
+            # a user-placed nodule has no placement plan (attachment): the lung it lies in
+            from longisynth.families.lung import fine_lung_mask
+
+            return fine_lung_mask(anatomy, inputs.scans["ct"].geometry, box, crops["ct"])
         return self.base.allowed_region(inputs, anatomy, placement, box, crops)
 
     def grow(self, inputs: Inputs, anatomy: Any, site: Site) -> Growth:
@@ -373,6 +434,9 @@ class Transplant:
                 "scales": [round(s, 4) for s in state.scales],
                 "requested_diameters_mm": [round(d, 4) for d in state.diameters_mm],
                 "blend_mm": self.blend_mm,
+                "baseline_mask": "given by the user (texture from the library lesion)"
+                if self.fixed_center is not None
+                else "the library lesion's",
                 "memorisation": self._memorisation(inputs, anatomy, site, timepoints),
             },
         }

@@ -329,3 +329,31 @@ def ndimage_smooth(values: np.ndarray, sigma: float) -> np.ndarray:
     from scipy import ndimage
 
     return ndimage.gaussian_filter(values, sigma)
+
+
+def test_user_mask_is_the_baseline_and_grows(ct_library: Path, thorax: api.DemoInput) -> None:
+    """A mask drawn by the user (an ovoid where the engine would place a nodule) is the baseline
+    lesion exactly, at its own place; the law grows it; the texture is a library lesion's."""
+    scan = thorax.scans["ct"]
+    placed = api.generate(thorax.scans, PROMPT, {"source": "rules"}, seed=2)
+    center = scan.geometry.world_to_voxel(np.asarray(placed.extra["lesion_center_mm"]))
+    grid = np.indices(scan.geometry.shape).astype(np.float64)
+    sp = scan.geometry.spacing_mm
+    r = np.sqrt(
+        sum(((g - c) * s / a) ** 2 for g, c, s, a in zip(grid, center, sp, (5.0, 3.5, 3.5), strict=True))
+    )
+    mask = (r <= 1.0).astype(np.uint8)
+    study = api.generate(thorax.scans, PROMPT, library=ct_library, lesion_mask=mask, seed=2)
+    base = np.zeros(scan.geometry.shape, dtype=bool)
+    base[study.box.slices] = study.timepoints[0].mask > 0
+    assert np.array_equal(base, mask > 0)
+    vols = [tp.lesion_volume_mm3 for tp in study.timepoints]
+    assert vols[0] < vols[1] < vols[2]
+    assert study.extra["transplant"]["baseline_mask"].startswith("given by the user")
+    assert np.allclose(
+        study.spec.location.point_mm, scan.geometry.voxel_to_world(np.argwhere(mask).mean(axis=0))
+    )
+    with pytest.raises(InvalidInputError, match="give --library too"):
+        api.generate(thorax.scans, PROMPT, lesion_mask=mask)
+    with pytest.raises(InvalidInputError, match="empty"):
+        api.generate(thorax.scans, PROMPT, library=ct_library, lesion_mask=np.zeros_like(mask))
