@@ -15,7 +15,7 @@ from longisynth.errors import InvalidInputError
 from longisynth.library.build import build_library, detect_layout
 from longisynth.library.format import LibraryEntry, LibraryManifest
 from longisynth.library.store import Library, LibraryLesion
-from longisynth.spec import Attachment, Family, GliomaGrade, LesionSource, LesionSpec, NoduleType, ShapeKind
+from longisynth.spec import Family, GliomaGrade, LesionSource, LesionSpec, NoduleType, ShapeKind
 
 
 def _requested_kind(spec: LesionSpec) -> str | None:
@@ -37,7 +37,7 @@ def choose_lesion(
 
     Raises:
         InvalidInputError: a library of the other modality, no lesion of the requested kind or id,
-            or a request the real lesion cannot honour (an attachment other than isolated).
+            or a final glioma size below the lesion's.
     """
     assert spec.seed is not None
     library.require_modality(modality)
@@ -60,14 +60,8 @@ def choose_lesion(
     if out.family == Family.LUNG_NODULE:
         out.nodule_type = NoduleType(entry.kind)
         out.shape = ShapeKind(entry.shape)
-        attachment = out.location.attachment
-        if attachment not in (None, Attachment.ISOLATED) or out.location.juxtapleural:
-            raise InvalidInputError(
-                "a library nodule keeps its own surroundings: only isolated placement is supported "
-                "(drop the attachment, or use rule-based lesions)"
-            )
-        out.location.attachment = Attachment.ISOLATED
-        out.location.juxtapleural = False
+        # The attachment (pleura, vessel, fissure, isolated) is placed like a rule-based nodule's:
+        # drawn from clinical frequencies unless asked for; the host's pleura clips the copy.
         if out.solid_fraction is not None:
             out.solid_fraction = None  # the real lesion's solid part is what it is
     else:

@@ -428,7 +428,7 @@ class Transplant:
             from longisynth.families.glioma import _glioma_checks
 
             checks = _glioma_checks(spec, timepoints, anatomy, site)
-        simulation = {
+        simulation: dict[str, Any] = {
             "source_lesion": self.lesion.provenance(),
             "transplant": {
                 "scales": [round(s, 4) for s in state.scales],
@@ -440,6 +440,13 @@ class Transplant:
                 "memorisation": self._memorisation(inputs, anatomy, site, timepoints),
             },
         }
+        plan = site.placement.plan
+        if self.family == Family.LUNG_NODULE and plan is not None:
+            attachment = plan.site.attachment
+            simulation["attachment"] = {
+                "type": attachment.value if attachment else None,
+                "drawn": plan.site.drawn,
+            }
         return Findings(
             checks=checks,
             notes=[

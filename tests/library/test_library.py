@@ -131,7 +131,8 @@ def _baseline_points(study: api.Study) -> np.ndarray:
 
 
 def test_transplant_baseline_is_the_source_mask(ct_library: Path, thorax: api.DemoInput) -> None:
-    study = api.generate(thorax.scans, PROMPT, library=ct_library, seed=3)
+    isolated = {"location": {"attachment": "isolated"}}  # nothing clips it
+    study = api.generate(thorax.scans, PROMPT, isolated, library=ct_library, seed=3)
     lib = Library.open(ct_library)
     lesion = lib.load(lib.get(study.spec.library_lesion_id or ""))
     # The source mask's voxel centres, moved so that its centroid sits at the placed centre.
@@ -220,8 +221,10 @@ def test_choice_follows_kind_size_and_id(ct_library: Path, thorax: api.DemoInput
         api.generate(thorax.scans, "ground-glass nodule", library=lib)
     with pytest.raises(InvalidInputError, match="needs a lesion library"):
         api.generate(thorax.scans, PROMPT, {"source": "library"})
-    with pytest.raises(InvalidInputError, match="only isolated"):
-        api.generate(thorax.scans, "juxtapleural solid nodule", library=lib)
+    pleural = api.generate(
+        thorax.scans, "juxtapleural solid nodule, scans at 0 and 6 months", library=lib, seed=1
+    )
+    assert pleural.extra["attachment"] == {"type": "juxtapleural", "drawn": False}
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
