@@ -137,15 +137,37 @@ def _grow(scans: Any, prompt: str, seed: int, tissues: Any = None) -> Any:
     return None, prompt
 
 
-def synthetic_on_brats(case: Path, rng: np.random.Generator) -> tuple[list[Sample], str]:
-    """Every timepoint of one glioma grown in the tumour-free hemisphere of a BraTS case."""
+def _grow_library(
+    scans: Any, side: str | None, library: Any, lesion_id: str, seed: int, tissues: Any = None
+) -> Any:
+    """A library glioma (``lesion_id``) copied into the ``side`` hemisphere and grown, or None."""
+    import longisynth
+    from longisynth.errors import LesionDoesNotFitError
+
+    prompt = f"glioma in the {side or 'left'} hemisphere, scans at 0, 3 and 6 months"
+    try:
+        study = longisynth.generate(
+            scans, prompt, {"library_lesion_id": lesion_id}, seed=seed, brain_tissues=tissues, library=library
+        )
+    except LesionDoesNotFitError:
+        return None, prompt
+    return study, f"{prompt} (library lesion {lesion_id})"
+
+
+def synthetic_on_brats(
+    case: Path, rng: np.random.Generator, library: Any = None, lesion_id: str | None = None
+) -> tuple[list[Sample], str]:
+    """Every timepoint of one glioma grown in the tumour-free hemisphere of a BraTS case (a copy of
+    the library lesion ``lesion_id`` with ``library``)."""
     from longisynth.io.scan import Scan
 
     images, labels, brain, affine = brats_case(case)
     scans = {c: Scan.from_array(images[c], affine, f"{case.name}_{c}.nii.gz") for c in CONTRASTS}
-    study, prompt = _grow(
-        scans, _prompt(rng, _opposite_side(labels, brain, affine)), int(rng.integers(2**31 - 1))
-    )
+    side = _opposite_side(labels, brain, affine)
+    if library is not None and lesion_id is not None:
+        study, prompt = _grow_library(scans, side, library, lesion_id, int(rng.integers(2**31 - 1)))
+    else:
+        study, prompt = _grow(scans, _prompt(rng, side), int(rng.integers(2**31 - 1)))
     if study is None:
         return [], prompt
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
@@ -157,8 +179,11 @@ def synthetic_on_brats(case: Path, rng: np.random.Generator) -> tuple[list[Sampl
     return out, prompt
 
 
-def synthetic_on_phantom(seed: int, rng: np.random.Generator) -> tuple[list[Sample], str]:
-    """Every timepoint of one glioma grown in the MNI152 brain phantom (noise seed ``seed``)."""
+def synthetic_on_phantom(
+    seed: int, rng: np.random.Generator, library: Any = None, lesion_id: str | None = None
+) -> tuple[list[Sample], str]:
+    """Every timepoint of one glioma grown in the MNI152 brain phantom (noise seed ``seed``; a copy
+    of the library lesion ``lesion_id`` with ``library``)."""
     from longisynth.io.scan import Scan
     from longisynth.phantoms.brain import brain_phantom_tissues, make_brain_phantom
 
@@ -166,7 +191,11 @@ def synthetic_on_phantom(seed: int, rng: np.random.Generator) -> tuple[list[Samp
     tissues = brain_phantom_tissues()
     brain = (tissues["csf"] + tissues["gm"] + tissues["wm"]) > 0.5
     scans = {c: Scan.from_array(images[c], affine, f"mni152_{c}.nii.gz") for c in CONTRASTS}
-    study, prompt = _grow(scans, _prompt(rng, None), int(rng.integers(2**31 - 1)), tissues)
+    if library is not None and lesion_id is not None:
+        side = str(rng.choice(["left", "right"]))
+        study, prompt = _grow_library(scans, side, library, lesion_id, int(rng.integers(2**31 - 1)), tissues)
+    else:
+        study, prompt = _grow(scans, _prompt(rng, None), int(rng.integers(2**31 - 1)), tissues)
     if study is None:
         return [], prompt
     out = []

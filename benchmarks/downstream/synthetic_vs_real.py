@@ -195,6 +195,8 @@ def run_glioma(
     )
     real = {c.name: gl.real_sample(c) for c in {*cases, *(x for _, te in folds for x in te)}}
     times["real data"] = time.perf_counter() - t
+    if args.library:
+        return _run_glioma_library(args, folds, real, times)
     t = time.perf_counter()
     synthetic_by_case: dict[str, list[Sample]] = {}
     prompts: list[str] = []
@@ -247,6 +249,89 @@ def run_glioma(
     return rows, setting
 
 
+def _run_glioma_library(
+    args: argparse.Namespace,
+    folds: list[tuple[list[Path], list[Path]]],
+    real: dict[str, Sample],
+    times: dict[str, float],
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The glioma arms with library lesions: per fold, a library of the *training* brains' tumours
+    only; each training brain receives another training brain's tumour in its free hemisphere, and
+    the phantom brains random ones. The test brains' tumours are in no library."""
+    import tempfile
+
+    from longisynth.library import Library, build_library
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="longisynth_lib_"))
+    cfg = glioma_config(args.steps)
+    results: dict[str, dict[str, list[float]]] = {arm: {"wt": [], "tc": [], "n_train": []} for arm in ARMS}
+    prompts: list[str] = []
+    for k, (train_cases, test_cases) in enumerate(folds):
+        t = time.perf_counter()
+        root = work / f"glioma_library_fold{k}_{args.seed}"
+        if not (root / "index.jsonl").is_file():
+            src = work / f"glioma_library_fold{k}_src"
+            src.mkdir(parents=True, exist_ok=True)
+            for c in train_cases:
+                if not (src / c.name).exists():
+                    (src / c.name).symlink_to(c.resolve())
+            build_library(src, root)
+        library = Library.open(root)
+        ids = {e.source_case: e.id for e in library.entries}
+        assert not set(ids) & {c.name for c in test_cases}, "a test brain's tumour is in the library"
+        rng = np.random.default_rng([args.seed, k])
+        synthetic: list[Sample] = []
+        for case in train_cases:
+            donors = sorted(n for n in ids if n != case.name) or sorted(ids)
+            donor = donors[int(rng.integers(len(donors)))]
+            key = work / f"glioma_library_syn_{case.name}_fold{k}_{args.seed}.pkl"
+            samples, prompt = _cached(
+                key, lambda c=case, r=rng, lib=library, lid=ids[donor]: gl.synthetic_on_brats(c, r, lib, lid)
+            )
+            synthetic += samples
+            prompts.append(f"fold {k + 1} {case.name} ← {donor}: {prompt}")
+        for p in range(args.phantoms):
+            donor = sorted(ids)[int(rng.integers(len(ids)))]
+            key = work / f"glioma_library_syn_mni152_{p}_fold{k}_{args.seed}.pkl"
+            phantom_rng = np.random.default_rng([args.seed, k, p])
+            samples, prompt = _cached(
+                key,
+                lambda p=p, r=phantom_rng, lib=library, lid=ids[donor]: gl.synthetic_on_phantom(
+                    p, r, lib, lid
+                ),
+            )
+            synthetic += samples
+            prompts.append(f"fold {k + 1} mni152 seed {p} ← {donor}: {prompt}")
+        times["synthetic data"] = times.get("synthetic data", 0.0) + time.perf_counter() - t
+        train_real = [real[c.name] for c in train_cases]
+        for arm, samples in (
+            ("synthetic", synthetic),
+            ("real", train_real),
+            ("both", [*synthetic, *train_real]),
+        ):
+            log_stderr(
+                f"  fold {k + 1}/{len(folds)}, training on {arm}: {len(samples)} samples, {cfg.steps} steps"
+            )
+            t = time.perf_counter()
+            net = train(samples, cfg, args.seed + k, log_stderr)
+            times[f"train {arm}"] = times.get(f"train {arm}", 0.0) + time.perf_counter() - t
+            for case in test_cases:
+                s = real[case.name]
+                pred = predict(net, s.image, cfg.patch)
+                results[arm]["wt"].append(dice(pred > 0, s.labels > 0))
+                results[arm]["tc"].append(dice(np.isin(pred, (1, 3)), np.isin(s.labels, (1, 3))))
+            results[arm]["n_train"].append(len(samples))
+    rows = [{"arm": arm, **results[arm]} for arm in ARMS]
+    setting = {
+        "test brains": sum(len(te) for _, te in folds),
+        "folds": len(folds),
+        "synthetic studies (library lesions of the training brains only)": "; ".join(prompts),
+        "network": f"MONAI UNet {cfg.channels}, patch {cfg.patch}, batch {cfg.batch}, "
+        f"{cfg.steps} steps per fold",
+    }
+    return rows, setting
+
+
 def glioma_table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| trained on | training volumes per fold | Dice whole tumour | Dice tumour core | sensitivity |",
@@ -278,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--library",
         action="store_true",
-        help="lung: the synthetic arm copies real nodules from a library of the real training patients",
+        help="the synthetic arm copies real lesions from a library of the real training patients / brains",
     )
     args = p.parse_args(argv)
     for folder in (args.real, args.real_test):
