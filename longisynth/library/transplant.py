@@ -238,6 +238,7 @@ class Transplant:
         self.base = base
         self.lesion = lesion
         self.fixed_center = fixed_center_world
+        self.mirrored = False  # set when a glioma is mirrored into the other hemisphere
         self.family = base.family
         self.push_fraction = base.push_fraction
         self.size_convention = base.size_convention
@@ -283,6 +284,7 @@ class Transplant:
         wanted = spec.location.side.value if spec.location.side is not None else own
         if own in ("left", "right") and wanted != own:
             self.lesion = mirrored(self.lesion)
+            self.mirrored = True
         region = self.base.region(inputs, anatomy)  # type: ignore[attr-defined]
         if spec.location.side is None and wanted in ("left", "right") and not spec.location.crosses_midline:
             side = anatomy.parts.lateral_mm < 0 if wanted == "left" else anatomy.parts.lateral_mm > 0
@@ -434,6 +436,7 @@ class Transplant:
                 "scales": [round(s, 4) for s in state.scales],
                 "requested_diameters_mm": [round(d, 4) for d in state.diameters_mm],
                 "blend_mm": self.blend_mm,
+                "mirrored_left_right": self.mirrored,
                 "baseline_mask": "given by the user (texture from the library lesion)"
                 if self.fixed_center is not None
                 else "the library lesion's",
