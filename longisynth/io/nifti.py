@@ -34,7 +34,7 @@ GZIP_LEVEL = 1  # same as nibabel's default for .nii.gz; ISA-L level 1 is ≈ 3-
 
 
 NIFTI1_HEADER_BYTES = 348  # sizeof_hdr of NIfTI-1; anything shorter cannot be a NIfTI file
-_READ_CHUNK = 1 << 24  # bytes decompressed per read: bounds the decompressor's own buffers
+_READ_CHUNK = 1 << 20  # bytes decompressed per read: bounds the decompressor's own buffers
 
 
 def _one_line(exc: BaseException) -> str:
@@ -76,7 +76,7 @@ def _read_exactly(stream: IO[bytes], n: int, name: str) -> bytearray:
                 break
             view[got : got + len(chunk)] = chunk
             got += len(chunk)
-    except (OSError, EOFError, ValueError, zlib.error, isal_zlib.error) as exc:
+    except (OSError, EOFError, ValueError, zlib.error, isal_zlib.error) as exc:  # type: ignore[misc]
         raise InvalidInputError(f"could not read {name!r} as NIfTI: {_one_line(exc)}") from None
     finally:
         view.release()
@@ -127,7 +127,9 @@ def _open(source: IO[bytes]) -> IO[bytes]:
     """``source`` itself, or a streaming gunzip of it (multi-member gzip included)."""
     magic = source.read(2)
     source.seek(0)
-    return igzip.IGzipFile(fileobj=source, mode="rb") if magic == b"\x1f\x8b" else source
+    if magic == b"\x1f\x8b":
+        return igzip.IGzipFile(fileobj=source, mode="rb")  # type: ignore[return-value]
+    return source
 
 
 def read_nifti(
@@ -141,7 +143,9 @@ def read_nifti(
 
     Args:
         path: the file.
-        name: the name used in messages and kept in :attr:`Scan.name` (default: the file's name).
+        name: the name used in messages and kept in :attr:`Scan.name` (and so in a bundle's
+            metadata). Default: the file's name in messages, and the neutral ``scan.nii.gz`` (or
+            ``scan.nii``) in the scan: file names can be patient names; the sha256 identifies it.
         max_voxels: largest accepted number of voxels (None: no limit).
         max_bytes: largest accepted decompressed image, header + voxels, bytes (None: no limit).
 
@@ -151,19 +155,20 @@ def read_nifti(
             degenerate affine.
     """
     path = Path(path)
-    name = name or path.name
+    label = name or path.name  # for messages to the caller only
     digest = hashlib.sha256()
     try:
         with path.open("rb") as f:
             while chunk := f.read(1 << 20):
                 digest.update(chunk)
             if f.tell() == 0:
-                raise InvalidInputError(f"{name!r} is empty (0 bytes)")
+                raise InvalidInputError(f"{label!r} is empty (0 bytes)")
             f.seek(0)
-            raw, hdr = _parse_stream(_open(f), name, max_voxels, max_bytes)
+            raw, hdr = _parse_stream(_open(f), label, max_voxels, max_bytes)
     except OSError as exc:
-        raise InvalidInputError(f"cannot read {name!r}: {exc.strerror or exc}") from None
-    return _to_scan(raw, hdr, name, digest.hexdigest())
+        raise InvalidInputError(f"cannot read {label!r}: {exc.strerror or exc}") from None
+    neutral = "scan.nii.gz" if path.name.lower().endswith(".gz") else "scan.nii"
+    return _to_scan(raw, hdr, label, digest.hexdigest(), name or neutral)
 
 
 def scan_from_nifti_bytes(
@@ -173,10 +178,10 @@ def scan_from_nifti_bytes(
     if not data:
         raise InvalidInputError(f"{name!r} is empty (0 bytes)")
     raw, hdr = _parse_stream(_open(io.BytesIO(data)), name, max_voxels, max_bytes)
-    return _to_scan(raw, hdr, name, hashlib.sha256(data).hexdigest())
+    return _to_scan(raw, hdr, name, hashlib.sha256(data).hexdigest(), name)
 
 
-def _to_scan(raw: NDArray[Any], hdr: nib.Nifti1Header, name: str, digest: str) -> Scan:
+def _to_scan(raw: NDArray[Any], hdr: nib.Nifti1Header, name: str, digest: str, kept_name: str) -> Scan:
     try:
         slope, inter = hdr.get_slope_inter()
     except nib.spatialimages.HeaderDataError:
@@ -191,7 +196,7 @@ def _to_scan(raw: NDArray[Any], hdr: nib.Nifti1Header, name: str, digest: str) -
     if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
         raise InvalidInputError(f"{name!r} has a degenerate voxel-to-world affine")
     units = int(hdr["xyzt_units"]) or 10
-    return Scan(raw, Geometry(affine, tuple(raw.shape)), slope, inter, name, digest, units)
+    return Scan(raw, Geometry(affine, tuple(raw.shape)), slope, inter, kept_name, digest, units)
 
 
 def nifti_header_block(
