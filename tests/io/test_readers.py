@@ -164,3 +164,40 @@ def test_files_shorter_than_a_header_are_invalid(tmp_path: Path, size: int) -> N
     for name, payload in (("short.nii", data), ("short.nii.gz", gzip.compress(data))):
         with pytest.raises(InvalidInputError, match="348"):
             read_scan(_write(tmp_path, name, payload))
+
+
+def test_file_and_folder_names_are_not_kept(tmp_path: Path) -> None:
+    """Issue 16: names like DOE_JOHN are patient data; the scan (and so metadata.json) keeps a
+    neutral name, the sha256 identifies the input. Error messages still name the user's file."""
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    from longisynth.io.nifti import read_nifti
+
+    arr = np.random.default_rng(0).integers(-1000, 1000, (8, 8, 4)).astype(np.int16)
+    path = _write(tmp_path, "DOE_JOHN.nii.gz", nifti_bytes(arr, np.eye(4)))
+    assert read_scan(path).name == "scan.nii.gz"
+    assert read_nifti(path, name="opt-in.nii.gz").name == "opt-in.nii.gz"
+    with pytest.raises(InvalidInputError, match="DOE_JANE"):
+        read_scan(_write(tmp_path, "DOE_JANE.nii", b"x" * 10))
+    folder = tmp_path / "DOE_JOHN"
+    folder.mkdir()
+    series = generate_uid()
+    for k in range(arr.shape[2]):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = CTImageStorage, generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = pydicom.Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
+        ds.Modality, ds.SeriesInstanceUID = "CT", series
+        ds.ImagePositionPatient, ds.ImageOrientationPatient = [0.0, 0.0, float(k)], [1, 0, 0, 0, 1, 0]
+        ds.PixelSpacing, ds.Rows, ds.Columns = [1.0, 1.0], 8, 8
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.RescaleSlope, ds.RescaleIntercept = 1, 0
+        ds.PixelData = arr[:, :, k].tobytes()
+        ds.save_as(folder / f"{k}.dcm", enforce_file_format=True)
+    scan = read_dicom_series(folder)
+    assert scan.geometry.shape == (8, 8, 4) and scan.name == "dicom_series.nii.gz"
