@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import hashlib
 import hmac
 import json
@@ -13,7 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -57,6 +58,22 @@ def _remove(folder: Path | None) -> None:
     if folder is not None:
         shutil.rmtree(folder, ignore_errors=True)
         _LIVE_FOLDERS.discard(folder)
+
+
+def lock_work_dir(work_dir: Path) -> IO[bytes]:
+    """Create ``work_dir`` and hold an exclusive lock on it while the returned file stays open (the
+    kernel drops it when the process dies, so a crashed server does not keep it)."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    handle = (work_dir / ".lock").open("ab")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise RuntimeError(
+            f"the work folder {str(work_dir)!r} is in use by another longisynth server: set "
+            "LONGISYNTH_WORK_DIR to a folder of this server's own"
+        ) from None
+    return handle
 
 
 @atexit.register
@@ -104,6 +121,7 @@ class Api:
         self.pool = Pool(settings, metrics.queue)
         self.jobs = JobManager(self.pool)
         self.metrics = metrics
+        self._lock: IO[bytes] | None = None
         # One model per process; every study's refiner calls go through one batcher.
         model, self.refiner_reason = default_refiner()
         self.refiner: DynamicBatcher | None = (
@@ -116,9 +134,14 @@ class Api:
 
     def start(self) -> None:
         """At server start (in the worker): what a stopped server left in the work folder is cleaned
-        up; its jobs are reported ``failed`` (interrupted) from now on."""
+        up; its jobs are reported ``failed`` (interrupted) from now on.
+
+        Raises:
+            RuntimeError: another live server uses the same work folder (its folders are not ours
+                to clean): give each server its own ``LONGISYNTH_WORK_DIR``.
+        """
         work = self.settings.work_dir
-        work.mkdir(parents=True, exist_ok=True)
+        self._lock = lock_work_dir(work)
         left = [p for p in work.iterdir() if p.is_dir() and p.name.startswith(FOLDER_PREFIX)]
         jobs = [p for p in left if (p / "job.json").is_file()]
         for p in set(left) - set(jobs):
@@ -135,6 +158,9 @@ class Api:
         self.jobs.close()
         _remove_all()
         self.pool.shutdown()
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:

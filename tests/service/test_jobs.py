@@ -94,3 +94,14 @@ def test_blank_key_list_is_refused(keys: str) -> None:
     with pytest.raises(ValueError, match="LONGISYNTH_API_KEYS"):
         Settings.from_env({"LONGISYNTH_API_KEYS": keys})
     assert Settings.from_env({"LONGISYNTH_API_KEYS": "a, b"}).api_keys == ("a", "b")
+
+
+def test_one_server_per_work_dir(tmp_path: Path) -> None:
+    """A second server on the same work folder would adopt and clean the first one's jobs: refused."""
+    from service.app import lock_work_dir
+
+    first = lock_work_dir(tmp_path / "work")
+    with pytest.raises(RuntimeError, match="LONGISYNTH_WORK_DIR"):
+        lock_work_dir(tmp_path / "work")
+    first.close()
+    lock_work_dir(tmp_path / "work").close()  # free again once the holder is gone
