@@ -151,13 +151,15 @@ def _not_bool(value: Any) -> Any:
 Number = Annotated[float, BeforeValidator(_not_bool)]
 Count = Annotated[int, BeforeValidator(_not_bool)]
 
-# Clinical bounds of the request (docs/design.md §3.1; refused with 422 by the service, exit 2 by the CLI).
-MIN_DIAMETER_MM = 1.0  # below the voxel size of clinical CT/MRI (0.5–1 mm): nothing to render
+# Clinical bounds of the request (refused with 422 by the service, exit 2 by the CLI).
+# Smallest diameter: a tenth of the finest clinical voxel (0.5–1 mm); below is a typo, not a lesion. Whether
+# a lesion shows on a given scan (at least 2 pixels) is the engine's check (LesionDoesNotFitError).
+MIN_DIAMETER_MM = 0.1
 MAX_DIAMETER_MM = 150.0
-# Malignant nodules double their volume in 20–400 days; faster is infection, not tumour
-# (Lillington 1991; Fleischner Society 2017 reaffirms the 20-day lower end).
+# Malignant nodules double their volume in about 20–400 days, the classic range (Lillington 1991);
+# faster growth points to infection, not tumour.
 MIN_DOUBLING_TIME_DAYS = 20.0
-# Fastest volume halving modelled: a week (treated lymphoma responds in 1–3 weeks; solid tumours slower).
+# Fastest volume halving modelled: a week (a design bound: faster shrinkage than treated tumours show).
 MIN_HALVING_TIME_DAYS = 7.0
 MIN_INTERVAL_DAYS = 1.0  # follow-up scans are at least a day apart
 
@@ -246,13 +248,13 @@ class LesionSpec(_Model):
         None,
         ge=MIN_DIAMETER_MM,
         le=MAX_DIAMETER_MM,
-        description="Longest diameter at the LAST timepoint, mm (1–150).",
+        description="Longest diameter at the LAST timepoint, mm (0.1–150).",
     )
     baseline_diameter_mm: Number | None = Field(
         None,
         ge=MIN_DIAMETER_MM,
         le=MAX_DIAMETER_MM,
-        description="Longest diameter at the FIRST timepoint, mm (1–150).",
+        description="Longest diameter at the FIRST timepoint, mm (0.1–150).",
     )
     solid_fraction: Number | None = Field(
         None, gt=0, lt=1, description="Part-solid nodules: solid-core diameter / nodule diameter."

@@ -47,7 +47,7 @@ def test_engine_answers_invalid_input_naming_the_field(scans: Any, spec: dict[st
         resolve(scans, "", spec, seed=1)
 
 
-# Inside the bounds, but the growth law drives a diameter out of 1–150 mm over the study.
+# Inside the bounds, but the growth law drives a diameter out of 0.1–150 mm over the study.
 @pytest.mark.parametrize(
     ("spec", "field"),
     [
@@ -85,5 +85,5 @@ def test_extremes_of_every_bound_resolve_or_say_why(scans: Any) -> None:
                         assert exc.field is not None or "invalid spec field" in str(exc), spec
                         continue
                     assert out.diameter_mm is not None and out.baseline_diameter_mm is not None
-                    assert 1.0 <= out.diameter_mm <= 150.0 and 1.0 <= out.baseline_diameter_mm <= 150.0
+                    assert 0.1 <= out.diameter_mm <= 150.0 and 0.1 <= out.baseline_diameter_mm <= 150.0
                     assert np.all(np.diff(out.timepoints_days or [0.0]) >= 1.0)
