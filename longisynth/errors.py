@@ -11,7 +11,14 @@ class LongisynthError(Exception):
 
 
 class InvalidInputError(LongisynthError):
-    """The scan, label map or a structured field is unusable (corrupt, 2D/4D, not HU, too big...)."""
+    """The scan, label map or a structured field is unusable (corrupt, 2D/4D, not HU, too big...).
+
+    ``field``: the spec field at fault (dotted, e.g. ``growth.doubling_time_days``), when one is.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class PromptNotUnderstoodError(LongisynthError):
@@ -32,3 +39,7 @@ class ModelUnavailableError(LongisynthError):
 
 class PlausibilityError(LesionDoesNotFitError):
     """A hard plausibility rule failed (see the ``checks`` block); the study is not returned."""
+
+
+class InputTooLargeError(InvalidInputError):
+    """The scan is over a size limit (voxels, or decompressed bytes) given by the caller."""

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
+import fcntl
+import hashlib
 import hmac
 import json
 import logging
 import shutil
-import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -24,24 +28,28 @@ from service import runner
 from service.batcher import DynamicBatcher
 from service.config import Settings
 from service.errors import ApiError, from_engine
-from service.jobs import JobManager, Pool
+from service.jobs import JobManager, Pool, Ticket
 from service.metrics import Metrics
 from service.openapi import openapi
 from service.upload import parse_form
 
 log = logging.getLogger("longisynth.service")
 Handler = Callable[[Request], Awaitable[Response]]
+MAX_JSON_BYTES = 1 << 20
 
 
 def _noop(stage: str, fraction: float) -> None:
     return None
 
 
-_LIVE_FOLDERS: set[Path] = set()
+_LIVE_FOLDERS: set[Path] = set()  # folders of requests in flight (not jobs: JobManager owns those)
+FOLDER_PREFIX = "req-"
 
 
-def _new_folder() -> Path:
-    folder = Path(tempfile.mkdtemp(prefix="longisynth-req-"))
+def _new_folder(work_dir: Path) -> Path:
+    work_dir.mkdir(parents=True, exist_ok=True)
+    folder = work_dir / f"{FOLDER_PREFIX}{uuid.uuid4().hex}"
+    folder.mkdir(mode=0o700)
     _LIVE_FOLDERS.add(folder)
     return folder
 
@@ -50,6 +58,22 @@ def _remove(folder: Path | None) -> None:
     if folder is not None:
         shutil.rmtree(folder, ignore_errors=True)
         _LIVE_FOLDERS.discard(folder)
+
+
+def lock_work_dir(work_dir: Path) -> IO[bytes]:
+    """Create ``work_dir`` and hold an exclusive lock on it while the returned file stays open (the
+    kernel drops it when the process dies, so a crashed server does not keep it)."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    handle = (work_dir / ".lock").open("ab")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise RuntimeError(
+            f"the work folder {str(work_dir)!r} is in use by another longisynth server: set "
+            "LONGISYNTH_WORK_DIR to a folder of this server's own"
+        ) from None
+    return handle
 
 
 @atexit.register
@@ -97,6 +121,7 @@ class Api:
         self.pool = Pool(settings, metrics.queue)
         self.jobs = JobManager(self.pool)
         self.metrics = metrics
+        self._lock: IO[bytes] | None = None
         # One model per process; every study's refiner calls go through one batcher.
         model, self.refiner_reason = default_refiner()
         self.refiner: DynamicBatcher | None = (
@@ -107,19 +132,59 @@ class Api:
             )
         )
 
+    def start(self) -> None:
+        """At server start (in the worker): what a stopped server left in the work folder is cleaned
+        up; its jobs are reported ``failed`` (interrupted) from now on.
+
+        Raises:
+            RuntimeError: another live server uses the same work folder (its folders are not ours
+                to clean): give each server its own ``LONGISYNTH_WORK_DIR``.
+        """
+        work = self.settings.work_dir
+        self._lock = lock_work_dir(work)
+        left = [p for p in work.iterdir() if p.is_dir() and p.name.startswith(FOLDER_PREFIX)]
+        jobs = [p for p in left if (p / "job.json").is_file()]
+        for p in set(left) - set(jobs):
+            shutil.rmtree(p, ignore_errors=True)
+        found = self.jobs.recover(jobs)
+        log.info(
+            json.dumps(
+                {"event": "start", "jobs_interrupted": found, "folders_removed": len(left) - len(jobs)}
+            )
+        )
+
+    def stop(self) -> None:
+        """At shutdown: jobs keep only their state (``failed``: interrupted); other folders go."""
+        self.jobs.close()
+        _remove_all()
+        self.pool.shutdown()
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self.start()
+        try:
+            yield
+        finally:
+            self.stop()
+
     def _run(self, req: runner.Request, folder: Path, progress: runner.ProgressFn) -> runner.Result:
         return runner.run(req, folder, self.settings, progress, self.refiner)
 
-    def _authorise(self, request: Request) -> None:
+    def _authorise(self, request: Request) -> str:
+        """The caller's owner id: sha256 of its key ("" without authentication); 401 otherwise."""
         if not self.settings.api_keys:
-            return
+            return ""
         given = request.headers.get("x-api-key") or ""
         auth = request.headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
             given = auth[7:].strip()
-        ok = any(hmac.compare_digest(given.encode(), key.encode()) for key in self.settings.api_keys)
-        if not ok:
+        ok = [hmac.compare_digest(given.encode(), key.encode()) for key in self.settings.api_keys]
+        if not any(ok):
             raise ApiError(401, "unauthorized", "a valid API key is required (Authorization: Bearer <key>)")
+        return hashlib.sha256(given.encode()).hexdigest()
 
     def endpoint(self, name: str, fn: Handler) -> Handler:
         """Auth, error mapping, metrics and a log line (no identifiers) around a handler."""
@@ -127,7 +192,7 @@ class Api:
         async def handle(request: Request) -> Response:
             t0 = time.perf_counter()
             try:
-                self._authorise(request)
+                request.state.owner = self._authorise(request)
                 response = await fn(request)
             except ApiError as exc:
                 response = exc.response()
@@ -154,9 +219,9 @@ class Api:
 
         return handle
 
-    async def _simulate(self, req: runner.Request, folder: Path) -> Response:
+    async def _simulate(self, req: runner.Request, folder: Path, ticket: Ticket) -> Response:
         try:
-            result = await self.pool.run(lambda: self._run(req, folder, _noop))
+            result = await self.pool.run(lambda: self._run(req, folder, _noop), ticket)
         except BaseException:
             _remove(folder)
             raise
@@ -164,49 +229,58 @@ class Api:
         self.metrics.bytes_out(result.path.stat().st_size)
         return _ZipResponse(result, folder)
 
-    async def generate(self, request: Request) -> Response:
-        folder = _new_folder()
+    async def _parse(self, request: Request, folder: Path, json_body: bool) -> runner.Request:
+        if json_body:
+            return runner.request_from_json(await _json(request))
+        form = await parse_form(request, folder, self.settings.max_upload_bytes)
+        self.metrics.bytes_in(form.bytes_in)
+        return runner.request_from_form(form)
+
+    async def _admitted(self, request: Request, json_body: bool) -> tuple[runner.Request, Path, Ticket]:
+        """Admission first (429 before any byte of the body is read or stored), then the body."""
+        ticket = self.pool.admit()
+        folder = _new_folder(self.settings.work_dir)
         try:
-            form = await parse_form(request, folder, self.settings.max_upload_bytes)
-            self.metrics.bytes_in(form.bytes_in)
-            req = runner.request_from_form(form)
+            return await self._parse(request, folder, json_body), folder, ticket
         except BaseException:
+            ticket.release()
             _remove(folder)
             raise
-        return await self._simulate(req, folder)
+
+    async def generate(self, request: Request) -> Response:
+        return await self._simulate(*await self._admitted(request, json_body=False))
 
     async def generate_demo(self, request: Request) -> Response:
-        req = runner.request_from_json(await _json(request))
-        return await self._simulate(req, _new_folder())
+        return await self._simulate(*await self._admitted(request, json_body=True))
 
     async def submit_job(self, request: Request) -> Response:
-        folder = _new_folder()
+        json_body = request.headers.get("content-type", "").startswith("application/json")
+        req, folder, ticket = await self._admitted(request, json_body)
         try:
-            if request.headers.get("content-type", "").startswith("application/json"):
-                req = runner.request_from_json(await _json(request))
-            else:
-                form = await parse_form(request, folder, self.settings.max_upload_bytes)
-                self.metrics.bytes_in(form.bytes_in)
-                req = runner.request_from_form(form)
-            job = self.jobs.submit(folder, lambda progress: self._run(req, folder, progress))
+            job = self.jobs.submit(
+                folder, lambda progress: self._run(req, folder, progress), request.state.owner, ticket
+            )
         except BaseException:
+            ticket.release()
             _remove(folder)
             raise
+        _LIVE_FOLDERS.discard(folder)  # the job's now: kept past the request, state saved at shutdown
         return JSONResponse({"id": job.id, "status": job.status}, status_code=202)
 
-    async def job_status(self, request: Request) -> Response:
-        return JSONResponse(self.jobs.get(request.path_params["job_id"]).view())
+    async def job(self, request: Request) -> Response:
+        """``GET`` (state) and ``DELETE`` (cancel) on one route, so ``Allow`` lists both."""
+        job_id, owner = request.path_params["job_id"], request.state.owner
+        if request.method == "DELETE":
+            job = self.jobs.cancel(job_id, owner)
+            return JSONResponse({"id": job.id, "status": job.status})
+        return JSONResponse(self.jobs.get(job_id, owner).view())
 
     async def job_result(self, request: Request) -> Response:
-        job = self.jobs.get(request.path_params["job_id"])
+        job = self.jobs.get(request.path_params["job_id"], request.state.owner)
         if job.status != "succeeded":
             raise ApiError(409, "job_not_finished", f"job {job.id} is {job.status}, not succeeded")
         self.metrics.bytes_out(job.result.path.stat().st_size)
         return _ZipResponse(job.result, None)
-
-    async def cancel_job(self, request: Request) -> Response:
-        job = self.jobs.cancel(request.path_params["job_id"])
-        return JSONResponse({"id": job.id, "status": job.status})
 
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -217,19 +291,35 @@ class Api:
             Route("/generate", e("generate", self.generate), methods=["POST"]),
             Route("/generate/demo", e("generate_demo", self.generate_demo), methods=["POST"]),
             Route("/jobs", e("jobs_submit", self.submit_job), methods=["POST"]),
-            Route("/jobs/{job_id}", e("jobs_status", self.job_status), methods=["GET"]),
-            Route("/jobs/{job_id}", e("jobs_cancel", self.cancel_job), methods=["DELETE"]),
+            Route("/jobs/{job_id}", e("jobs", self.job), methods=["GET", "DELETE"]),
             Route("/jobs/{job_id}/result", e("jobs_result", self.job_result), methods=["GET"]),
             Route("/openapi.json", _openapi, methods=["GET"]),
         ]
-        return Starlette(routes=routes)
+        return Starlette(
+            routes=routes,
+            exception_handlers={HTTPException: _http_error},
+            lifespan=self.lifespan,
+        )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 (unknown path, method not allowed) as our JSON error body."""
+    assert isinstance(exc, HTTPException)
+    kinds = {404: "not_found", 405: "method_not_allowed"}
+    error = ApiError(exc.status_code, kinds.get(exc.status_code, "http_error"), str(exc.detail))
+    response = error.response()
+    response.headers.update(exc.headers or {})
+    return response
 
 
 async def _json(request: Request) -> Any:
-    body = await request.body()
-    if len(body) > 1 << 20:
+    """The JSON body, read in chunks and refused (413) as soon as it passes 1 MiB."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_JSON_BYTES:
         raise ApiError(413, "payload_too_large", "JSON body over 1 MiB")
-    try:
-        return json.loads(body or b"{}")
-    except json.JSONDecodeError as exc:
-        raise ApiError(422, "invalid_input", f"body is not valid JSON: {exc.msg}") from None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_JSON_BYTES:
+            raise ApiError(413, "payload_too_large", "JSON body over 1 MiB")
+    return runner.parse_json(bytes(body) or b"{}", "body")

@@ -7,6 +7,7 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 from longisynth.errors import (
+    InputTooLargeError,
     InvalidInputError,
     LesionDoesNotFitError,
     LongisynthError,
@@ -48,6 +49,7 @@ class ApiError(Exception):
 
 # Order matters: subclasses before their bases.
 _TABLE: list[tuple[type[LongisynthError], int, str]] = [
+    (InputTooLargeError, 413, "payload_too_large"),
     (PromptNotUnderstoodError, 422, "prompt_not_understood"),
     (LesionDoesNotFitError, 422, "lesion_does_not_fit"),
     (InvalidInputError, 422, "invalid_input"),
@@ -61,7 +63,13 @@ def from_engine(exc: LongisynthError) -> ApiError:
     for cls, status, type_ in _TABLE:
         if isinstance(exc, cls):
             words = exc.unknown_words if isinstance(exc, PromptNotUnderstoodError) else None
+            field = exc.field if isinstance(exc, InvalidInputError) else None
             return ApiError(
-                status, type_, str(exc), unknown_words=words, retry_after_s=30 if status == 503 else None
+                status,
+                type_,
+                str(exc),
+                field=field,
+                unknown_words=words,
+                retry_after_s=30 if status == 503 else None,
             )
     raise AssertionError("unreachable: LongisynthError is in the table")

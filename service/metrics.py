@@ -2,7 +2,32 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from typing import Any
+
+
+def use_own_multiprocess_dir() -> str | None:
+    """Give this server its own Prometheus multiprocess folder; returns it (None in a worker).
+
+    BentoML's default is ``$BENTOML_HOME/prometheus_multiproc_dir``, which every server started
+    with the same BentoML home shares and *wipes* at start: a second server erased the first one's
+    metrics. Called where the service module is imported: in the serving (arbiter) process, before
+    BentoML creates the folder and hands it to its workers in ``PROMETHEUS_MULTIPROC_DIR`` — which
+    is how a worker, importing the same module, knows to leave it alone. Removed at exit.
+    """
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    try:
+        from bentoml._internal.configuration.containers import BentoMLContainer
+    except ImportError:
+        return None
+    folder = tempfile.mkdtemp(prefix="longisynth-metrics-")
+    BentoMLContainer.prometheus_multiproc_dir.set(folder)
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
 
 
 class Metrics:

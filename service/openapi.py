@@ -25,7 +25,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         401: "missing or wrong API key",
         404: "no such job",
         409: "job not finished",
-        413: "upload or scan over the size limit",
+        413: "upload, JSON body, or decompressed scan over its size limit",
         415: "unsupported scan file type",
         422: "invalid input, prompt not understood, or the lesion does not fit",
         429: "queue full; retry after the Retry-After header (s)",
@@ -56,7 +56,7 @@ def openapi() -> dict[str, Any]:
                 "properties": {
                     "type": {"type": "string"},
                     "message": {"type": "string"},
-                    "field": {"type": "string"},
+                    "field": {"type": ["string", "null"], "description": "the field at fault, if one is"},
                     "unknown_words": {"type": "array", "items": {"type": "string"}},
                 },
             }
@@ -126,7 +126,7 @@ def openapi() -> dict[str, Any]:
                 "post": {
                     "summary": "Simulate on the embedded default scan",
                     "requestBody": {"content": demo},
-                    "responses": {"200": ZIP, **_errors(401, 422, 429)},
+                    "responses": {"200": ZIP, **_errors(401, 413, 422, 429)},
                 }
             },
             "/jobs": {

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import shutil
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from longisynth.api import (
     DemoInput,
     Denoiser,
+    LesionSpec,
     RefineSettings,
     Scan,
     demo_input,
@@ -22,7 +27,7 @@ from longisynth.api import (
     resolve,
     write_bundle,
 )
-from longisynth.errors import InvalidInputError
+from longisynth.errors import InputTooLargeError, InvalidInputError
 from service.config import Settings
 from service.errors import ApiError
 from service.upload import Form
@@ -35,7 +40,6 @@ class Request:
     """What to simulate: an uploaded scan (+ labels) or a demo kind, plus the spec fields."""
 
     scan_path: Path | None = None
-    scan_name: str = ""
     labels_path: Path | None = None
     demo_kind: str | None = None
     prompt: str = ""
@@ -60,10 +64,7 @@ def request_from_form(form: Form) -> Request:
             "the multipart field 'scan' (a .nii, .nii.gz or DICOM .zip) is required",
             field="scan",
         )
-    path, name = form.files["scan"]
-    req = Request(scan_path=path, scan_name=name)
-    if "labels" in form.files:
-        req.labels_path = form.files["labels"][0]
+    req = Request(scan_path=form.files["scan"], labels_path=form.files.get("labels"))
     _fill_common(req, form.fields)
     req.lenient = form.fields.get("lenient", "false").strip().lower() in ("1", "true", "yes")
     return req
@@ -80,31 +81,62 @@ def request_from_json(body: Any) -> Request:
     req = Request(demo_kind=kind)
     fields = {k: v for k, v in body.items() if v is not None and k in ("prompt", "spec", "seed")}
     if isinstance(fields.get("spec"), dict):
-        req.spec = fields.pop("spec")
+        req.spec = check_spec(fields.pop("spec"))
+    seed = fields.pop("seed", None)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
+        raise ApiError(422, "invalid_input", "seed must be an integer in [0, 2**63)", field="seed")
+    if "prompt" in fields and not isinstance(fields["prompt"], str):
+        raise ApiError(422, "invalid_input", "prompt must be a string", field="prompt")
     _fill_common(req, {k: v if isinstance(v, str) else json.dumps(v) for k, v in fields.items()})
+    req.seed = seed
     return req
 
 
 def _fill_common(req: Request, fields: dict[str, str]) -> None:
     req.prompt = fields.get("prompt", "") or ""
     if fields.get("spec"):
-        try:
-            spec = json.loads(fields["spec"])
-        except json.JSONDecodeError as exc:
-            raise ApiError(422, "invalid_input", f"spec is not valid JSON: {exc.msg}", field="spec") from None
+        spec = parse_json(fields["spec"], "spec")
         if not isinstance(spec, dict):
             raise ApiError(
                 422, "invalid_input", "spec must be a JSON object of LesionSpec fields", field="spec"
             )
         req.spec = spec
+    if req.spec:
+        check_spec(req.spec)
     if fields.get("seed", "").strip():
-        try:
-            req.seed = int(fields["seed"])
-        except ValueError:
-            raise ApiError(
-                422, "invalid_input", f"seed must be an integer, got {fields['seed']!r}", field="seed"
-            ) from None
+        text = fields["seed"].strip()
+        if not (text.isascii() and text.isdigit() and len(text) <= 19 and int(text) < 2**63):
+            raise ApiError(422, "invalid_input", "seed must be an integer in [0, 2**63)", field="seed")
+        req.seed = int(text)
     req.contrast = fields.get("contrast") or None
+
+
+def check_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """422 naming the first field of ``spec`` that the engine's LesionSpec refuses (its bounds)."""
+    try:
+        LesionSpec.model_validate(spec)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])[:200] or None
+        message = str(err["msg"]).removeprefix("Value error, ")
+        raise ApiError(422, "invalid_input", f"invalid spec field {field}: {message}", field=field) from None
+    return spec
+
+
+def parse_json(text: str | bytes, what: str) -> Any:
+    """``json.loads`` whose every failure is a 422 naming ``what``: not JSON, not UTF-8, nested too
+    deep (RecursionError), or an integer of more digits than Python converts (ValueError)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        message = f"{what} is not valid JSON: {exc.msg}"
+    except UnicodeDecodeError:
+        message = f"{what} is not UTF-8 text"
+    except RecursionError:
+        message = f"{what} is nested too deeply"
+    except ValueError as exc:  # e.g. an integer over sys.get_int_max_str_digits() digits
+        message = f"{what} is not acceptable JSON: {str(exc).splitlines()[0][:120]}"
+    raise ApiError(422, "invalid_input", message, field="spec" if what == "spec" else None)
 
 
 @lru_cache(maxsize=2)
@@ -112,44 +144,66 @@ def _demo(kind: str) -> DemoInput:
     return demo_input(kind)
 
 
-def _read_upload(path: Path, name: str, folder: Path, settings: Settings) -> Scan:
-    lower = name.lower()
+def _read_upload(path: Path, folder: Path, settings: Settings, field: str = "scan") -> Scan:
+    """Read an uploaded scan (or label map) within the limits; the upload is deleted once read.
+
+    ``path`` is the neutral stored name (``scan.nii.gz``, ``scan.zip``...), which is also the name
+    the bundle's metadata records: the client's own file name never goes further than the upload.
+    """
     try:
-        if lower.endswith((".nii", ".nii.gz")):
-            return read_nifti(path, name=name, max_voxels=settings.max_voxels)
-        if lower.endswith(".zip"):
-            return read_dicom_series(_unzip(path, folder / "dicom", settings), max_voxels=settings.max_voxels)
+        if path.name.endswith(".zip"):
+            dicom = _unzip(path, folder / "dicom", settings)
+            try:
+                return read_dicom_series(dicom, max_voxels=settings.max_voxels)
+            finally:
+                shutil.rmtree(dicom, ignore_errors=True)
+        return read_nifti(path, max_voxels=settings.max_voxels, max_bytes=settings.max_scan_bytes)
+    except InputTooLargeError as exc:
+        raise ApiError(413, "payload_too_large", str(exc), field=field) from None
     except InvalidInputError as exc:
-        if "more than the limit" in str(exc) or "voxels, over" in str(exc):
-            raise ApiError(413, "payload_too_large", str(exc), field="scan") from None
-        raise
-    raise ApiError(
-        415,
-        "unsupported_media_type",
-        f"unsupported scan file {name!r}: send .nii, .nii.gz or a .zip of one DICOM series",
-        field="scan",
-    )
+        status, kind = (413, "payload_too_large") if "voxels, over" in str(exc) else (422, "invalid_input")
+        raise ApiError(status, kind, str(exc), field=field) from None
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def _unzip(path: Path, dest: Path, settings: Settings) -> Path:
-    """Extract a DICOM zip safely (no absolute paths or '..', bounded total size)."""
+    """Extract a DICOM zip safely: no absolute paths or '..', at most ``max_zip_entries`` files,
+    and at most ``max_scan_bytes`` written in all — counted on the bytes actually inflated (a zip's
+    declared sizes can lie), each entry streamed to disk in 1 MiB chunks."""
     dest.mkdir()
+    too_big = ApiError(
+        413,
+        "payload_too_large",
+        f"the DICOM zip expands beyond the limit of {settings.max_scan_bytes:,} bytes",
+        field="scan",
+    )
+    written = 0
     try:
         with zipfile.ZipFile(path) as zf:
-            total = sum(i.file_size for i in zf.infolist())
-            if total > 4 * settings.max_upload_bytes:
+            infos = [i for i in zf.infolist() if not i.is_dir()]
+            if len(infos) > settings.max_zip_entries:
                 raise ApiError(
-                    413, "payload_too_large", "the DICOM zip expands beyond the size limit", field="scan"
+                    413,
+                    "payload_too_large",
+                    f"the DICOM zip holds {len(infos):,} files, more than {settings.max_zip_entries:,}",
+                    field="scan",
                 )
-            for i, info in enumerate(zf.infolist()):
-                parts = Path(info.filename).parts
-                if info.is_dir():
-                    continue
-                if info.filename.startswith(("/", "\\")) or ".." in parts:
+            if sum(i.file_size for i in infos) > settings.max_scan_bytes:
+                raise too_big
+            for i, info in enumerate(infos):
+                if info.filename.startswith(("/", "\\")) or ".." in Path(info.filename).parts:
                     raise ApiError(422, "invalid_input", "the zip holds unsafe paths", field="scan")
-                (dest / f"{i:06d}.dcm").write_bytes(zf.read(info))
-    except zipfile.BadZipFile:
-        raise ApiError(422, "invalid_input", "the scan .zip is corrupt", field="scan") from None
+                with zf.open(info) as src, (dest / f"{i:06d}.dcm").open("wb") as out:
+                    while chunk := src.read(1 << 20):
+                        written += len(chunk)
+                        if written > settings.max_scan_bytes:
+                            raise too_big
+                        out.write(chunk)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, OSError, zlib.error):
+        raise ApiError(
+            422, "invalid_input", "the scan .zip is corrupt or unsupported", field="scan"
+        ) from None
     return dest
 
 
@@ -170,9 +224,9 @@ def run(
         digest = next(iter(demo.scans.values())).sha256
     else:
         assert req.scan_path is not None
-        scan = _read_upload(req.scan_path, req.scan_name, folder, settings)
+        scan = _read_upload(req.scan_path, folder, settings)
         if req.labels_path is not None:
-            labels = read_nifti(req.labels_path, max_voxels=settings.max_voxels).raw
+            labels = _read_upload(req.labels_path, folder, settings, "labels").raw
         scans, prompt, digest = scan, req.prompt, scan.sha256
     _check_timepoints(scans, prompt, req, settings)
     study = generate(

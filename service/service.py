@@ -15,8 +15,9 @@ import bentoml
 from longisynth.api import choose_providers
 from service.app import Api
 from service.config import Settings
-from service.metrics import Metrics
+from service.metrics import Metrics, use_own_multiprocess_dir
 
+use_own_multiprocess_dir()
 SETTINGS = Settings.from_env()
 API = Api(SETTINGS, Metrics())
 
@@ -46,10 +47,15 @@ def _readiness() -> dict[str, Any]:
         "model": _model(),
         "limits": {
             "max_upload_bytes": SETTINGS.max_upload_bytes,
+            "max_scan_bytes": SETTINGS.max_scan_bytes,
+            "max_zip_entries": SETTINGS.max_zip_entries,
             "max_voxels": SETTINGS.max_voxels,
             "max_timepoints": SETTINGS.max_timepoints,
             "max_concurrency": SETTINGS.max_concurrency,
             "max_queue": SETTINGS.max_queue,
+            "max_kept_jobs": SETTINGS.max_kept_jobs,
+            "max_kept_bytes": SETTINGS.max_kept_bytes,
+            "job_ttl_s": SETTINGS.job_ttl_s,
             "auth": bool(SETTINGS.api_keys),
         },
     }

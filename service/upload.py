@@ -2,39 +2,56 @@
 
 Starlette's own form parser spools large files to the system temp dir; uploaded scans must only
 ever touch the request's own folder (removed when the request ends), so we drive
-``python-multipart`` ourselves and enforce the size limit while the bytes arrive.
+``python-multipart`` ourselves and enforce the size limit while the bytes arrive. The file's type
+is judged from the client's file name as soon as its part headers arrive (415 before any byte is
+stored); the file is stored, and known from then on, under a neutral name (``scan.nii.gz``...):
+client file names can be patient names.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from python_multipart import MultipartParser
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import parse_options_header
 from starlette.requests import Request
 
 from service.errors import ApiError
 
 MAX_TEXT_FIELD_BYTES = 1 << 20
+MAX_PART_HEADER_BYTES = 16 << 10  # all headers of one part
 FILE_FIELDS = ("scan", "labels")
 TEXT_FIELDS = ("prompt", "spec", "seed", "contrast", "lenient")
+# Accepted file types by field, from the end of the client's file name, and the neutral name stored.
+SUFFIXES: dict[str, tuple[str, ...]] = {"scan": (".nii.gz", ".nii", ".zip"), "labels": (".nii.gz", ".nii")}
 
 
 @dataclass
 class Form:
-    """Text fields (decoded) and files (saved in the request folder, with the client's base name)."""
+    """Text fields (decoded) and files (saved in the request folder under neutral names)."""
 
     fields: dict[str, str] = field(default_factory=dict)
-    files: dict[str, tuple[Path, str]] = field(default_factory=dict)  # name -> (path, original name)
+    files: dict[str, Path] = field(default_factory=dict)  # field name -> e.g. folder/scan.nii.gz
     bytes_in: int = 0
 
 
-def _safe_name(name: str) -> str:
-    base = re.split(r"[\\/]", name)[-1]
-    return re.sub(r"[^A-Za-z0-9._-]", "_", base)[:200] or "upload"
+def stored_path(folder: Path, name: str, filename: bytes | None) -> Path:
+    """Where the file of field ``name`` goes: ``folder/<name><suffix>``; 415 for other file types."""
+    client = (filename or b"").decode("utf-8", "replace").lower()
+    for suffix in SUFFIXES[name]:
+        if client.endswith(suffix):
+            return folder / f"{name}{suffix}"
+    kinds = ", ".join(SUFFIXES[name][:-1]) + " or " + SUFFIXES[name][-1]
+    what = "a .zip of one DICOM series" if name == "scan" else "a label map"
+    raise ApiError(
+        415,
+        "unsupported_media_type",
+        f"unsupported {name} file type: send {kinds} ({what})",
+        field=name,
+    )
 
 
 async def parse_form(request: Request, folder: Path, max_bytes: int) -> Form:
@@ -58,13 +75,20 @@ async def parse_form(request: Request, folder: Path, max_bytes: int) -> Form:
         "text": None,
         "field": b"",
         "value": b"",
+        "header_bytes": 0,
     }
 
+    def grow(key: str, data: bytes) -> None:
+        state[key] += data
+        state["header_bytes"] += len(data)
+        if state["header_bytes"] > MAX_PART_HEADER_BYTES:
+            raise ApiError(413, "payload_too_large", "multipart part headers are over 16 KiB")
+
     def on_header_field(data: bytes, start: int, end: int) -> None:
-        state["field"] += data[start:end]
+        grow("field", data[start:end])
 
     def on_header_value(data: bytes, start: int, end: int) -> None:
-        state["value"] += data[start:end]
+        grow("value", data[start:end])
 
     def on_header_end() -> None:
         state["headers"][state["field"].decode("latin-1").lower()] = state["value"]
@@ -78,16 +102,15 @@ async def parse_form(request: Request, folder: Path, max_bytes: int) -> Form:
         if name in FILE_FIELDS:
             if name in form.files:
                 raise ApiError(422, "invalid_input", f"field {name!r} given twice", field=name)
-            original = filename.decode("utf-8", "replace") if filename else name
-            path = folder / f"{name}__{_safe_name(original)}"
+            path = stored_path(folder, name, filename)
             sink: IO[bytes] = path.open("wb")
             state["sink"] = sink
-            form.files[name] = (path, _safe_name(original))
+            form.files[name] = path
         elif name in TEXT_FIELDS:
             state["text"] = bytearray()
         else:
-            raise ApiError(422, "invalid_input", f"unknown form field {name!r}", field=name)
-        state["headers"] = {}
+            raise ApiError(422, "invalid_input", f"unknown form field {name[:100]!r}")
+        state["headers"], state["header_bytes"] = {}, 0
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         if state["sink"] is not None:
@@ -129,6 +152,8 @@ async def parse_form(request: Request, folder: Path, max_bytes: int) -> Form:
                 )
             parser.write(chunk)
         parser.finalize()
+    except MultipartParseError:
+        raise ApiError(422, "invalid_input", "the multipart body is malformed") from None
     finally:
         if state["sink"] is not None:
             state["sink"].close()

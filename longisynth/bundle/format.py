@@ -101,7 +101,7 @@ class _Strict(BaseModel):
 
 class InputFile(_Strict):
     contrast: str
-    name: str  # file name only, never a path (paths may carry identifiers)
+    name: str  # a neutral name (scan.nii.gz, dicom_series.nii.gz): file and folder names can be patient names
     shape: list[int]
     spacing_mm: list[float]
     orientation: str  # axis codes, e.g. "LPS"

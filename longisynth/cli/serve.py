@@ -1,15 +1,20 @@
-"""``longisynth serve``: start the HTTP service (BentoML) from the folder that holds ``service/``."""
+"""``longisynth serve``: start the HTTP service (BentoML) from the folder that holds ``service/``.
+
+The command *becomes* BentoML (``exec``): the process a supervisor started is BentoML's arbiter,
+so its SIGTERM/SIGINT reach the server itself and stop it gracefully (a wrapper that waited on a
+child exited alone, leaving the server running).
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from longisynth.cli.errors import EXIT_INTERRUPTED, guarded
+from longisynth.cli.errors import guarded
 from longisynth.errors import InvalidInputError
 
 
@@ -43,7 +48,7 @@ def _serve(host: str, port: int, root: Path) -> int:
     if not Path(bentoml).exists():
         raise InvalidInputError("the service needs BentoML: pip install -e '.[serve]'")
     cmd = [bentoml, "serve", "service.service:Longisynth", "--host", host, "--port", str(port)]
-    try:
-        return subprocess.call([*cmd, "--working-dir", str(root)], cwd=root)
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.chdir(root)
+    os.execv(bentoml, [*cmd, "--working-dir", str(root)])  # does not return

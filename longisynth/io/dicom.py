@@ -99,4 +99,5 @@ def read_dicom_series(folder: Path | str, max_voxels: int | None = None) -> Scan
     digest = hashlib.sha256()
     for ds in datasets:
         digest.update(ds.PixelData)
-    return Scan(raw, Geometry(affine, shape), slope, inter, f"{folder.name}.nii.gz", digest.hexdigest())
+    # a neutral name: folder names can be patient names (the sha256 identifies the series)
+    return Scan(raw, Geometry(affine, shape), slope, inter, "dicom_series.nii.gz", digest.hexdigest())

@@ -9,10 +9,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from pydantic import ValidationError
 
 from longisynth.errors import InvalidInputError
 from longisynth.spec import defaults
 from longisynth.spec.schema import (
+    MAX_DIAMETER_MM,
+    MIN_DIAMETER_MM,
     POSTERIOR_FOSSA,
     Attachment,
     Calcification,
@@ -57,7 +60,42 @@ def _glioma_final_from_baseline(s: LesionSpec) -> float:
     return round(final, 1)
 
 
+def _rate_field(law: GrowthLaw) -> str:
+    return "growth.halving_time_days" if law == GrowthLaw.REGRESSING else "growth.doubling_time_days"
+
+
+def _implied_size(value_mm: float, what: str, law: GrowthLaw, s: LesionSpec) -> float:
+    """``value_mm`` rounded, or an error naming the rate when the growth law drives it out of
+    [MIN_DIAMETER_MM, MAX_DIAMETER_MM] over the study."""
+    rounded = round(value_mm, 4)
+    if MIN_DIAMETER_MM <= rounded <= MAX_DIAMETER_MM:
+        return rounded
+    field = _rate_field(law)
+    rate = s.growth.halving_time_days if law == GrowthLaw.REGRESSING else s.growth.doubling_time_days
+    raise InvalidInputError(
+        f"{field}={rate:g} over {s.duration_days:g} days makes the {what} {value_mm:.3g} mm, outside "
+        f"{MIN_DIAMETER_MM:g}–{MAX_DIAMETER_MM:g} mm; give a slower rate or a shorter study",
+        field=field,
+    )
+
+
 def resolve_spec(spec: LesionSpec, modality: Modality, rng: np.random.Generator) -> LesionSpec:
+    """Fill every unset field of ``spec`` with its documented default (see :func:`_resolve`).
+
+    Raises:
+        InvalidInputError: on contradictory sizes/rates, a family that does not match the scan, or a
+            derived value outside the schema's bounds (a diameter, the timepoints), naming the field.
+    """
+    try:
+        return _resolve(spec, modality, rng)
+    except ValidationError as exc:  # a derived value assigned to the spec is out of bounds
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        message = str(err["msg"]).removeprefix("Value error, ")
+        raise InvalidInputError(f"invalid spec field {field}: {message}", field=field or None) from None
+
+
+def _resolve(spec: LesionSpec, modality: Modality, rng: np.random.Generator) -> LesionSpec:
     """Fill every unset field of ``spec`` with its documented default.
 
     Args:
@@ -236,7 +274,7 @@ def _resolve_times_and_sizes(s: LesionSpec, rng: np.random.Generator) -> None:
         return
     assert ratio is not None
     if s.baseline_diameter_mm is not None:
-        s.diameter_mm = round(s.baseline_diameter_mm * ratio, 4)
+        s.diameter_mm = _implied_size(s.baseline_diameter_mm * ratio, "final diameter", law, s)
     else:
         s.diameter_mm = s.diameter_mm or defaults.DEFAULT_NODULE_DIAMETER_MM
-        s.baseline_diameter_mm = round(s.diameter_mm / ratio, 4)
+        s.baseline_diameter_mm = _implied_size(s.diameter_mm / ratio, "baseline diameter", law, s)

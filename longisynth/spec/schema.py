@@ -13,7 +13,7 @@ import math
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 
 class Family(StrEnum):
@@ -148,6 +148,29 @@ Vec3 = tuple[float, float, float]
 PositiveMm = Annotated[float, Field(gt=0.0)]
 
 
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):  # pydantic would read true as 1.0
+        raise ValueError("a number is required, not true/false")
+    return value
+
+
+# A JSON number (true/false refused).
+Number = Annotated[float, BeforeValidator(_not_bool)]
+Count = Annotated[int, BeforeValidator(_not_bool)]
+
+# Clinical bounds of the request (refused with 422 by the service, exit 2 by the CLI).
+# Smallest diameter: a tenth of the finest clinical voxel (0.5–1 mm); below is a typo, not a lesion. Whether
+# a lesion shows on a given scan (at least 2 pixels) is the engine's check (LesionDoesNotFitError).
+MIN_DIAMETER_MM = 0.1
+MAX_DIAMETER_MM = 150.0
+# Malignant nodules double their volume in about 20–400 days, the classic range (Lillington 1991);
+# faster growth points to infection, not tumour.
+MIN_DOUBLING_TIME_DAYS = 20.0
+# Fastest volume halving modelled: a week (a design bound: faster shrinkage than treated tumours show).
+MIN_HALVING_TIME_DAYS = 7.0
+MIN_INTERVAL_DAYS = 1.0  # follow-up scans are at least a day apart
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", use_enum_values=False, validate_assignment=True)
 
@@ -196,19 +219,28 @@ class GrowthSpec(_Model):
     """How the lesion's size changes over time."""
 
     law: GrowthLaw | None = None
-    doubling_time_days: float | None = Field(
-        None, gt=0, le=20000, description="Volume-doubling time in days (exponential law)."
+    doubling_time_days: Number | None = Field(
+        None,
+        ge=MIN_DOUBLING_TIME_DAYS,
+        le=20000,
+        description="Volume-doubling time in days (exponential law); at least 20 (faster is not tumour).",
     )
-    halving_time_days: float | None = Field(
-        None, gt=0, le=20000, description="Volume-halving time in days (regressing law)."
+    halving_time_days: Number | None = Field(
+        None,
+        ge=MIN_HALVING_TIME_DAYS,
+        le=20000,
+        description="Volume-halving time in days (regressing law); 7 days at least.",
     )
-    max_diameter_mm: float | None = Field(
-        None, gt=0, le=150, description="Plateau longest diameter in mm (Gompertz law)."
+    max_diameter_mm: Number | None = Field(
+        None,
+        ge=MIN_DIAMETER_MM,
+        le=MAX_DIAMETER_MM,
+        description="Plateau longest diameter in mm (Gompertz law).",
     )
-    proliferation_per_day: float | None = Field(
+    proliferation_per_day: Number | None = Field(
         None, gt=0, le=1.0, description="Glioma proliferation rate rho, 1/day."
     )
-    diffusion_mm2_per_day: float | None = Field(
+    diffusion_mm2_per_day: Number | None = Field(
         None, gt=0, le=10.0, description="Glioma diffusion in white matter D_white, mm^2/day."
     )
 
@@ -219,13 +251,19 @@ class LesionSpec(_Model):
     family: Family | None = Field(None, description="lung_nodule (CT) or glioma (MRI).")
     nodule_type: NoduleType | None = Field(None, description="Lung nodules: solid, part_solid, ground_glass.")
     grade: GliomaGrade | None = Field(None, description="Gliomas: low or high grade.")
-    diameter_mm: float | None = Field(
-        None, gt=0, le=150, description="Longest diameter at the LAST timepoint, mm."
+    diameter_mm: Number | None = Field(
+        None,
+        ge=MIN_DIAMETER_MM,
+        le=MAX_DIAMETER_MM,
+        description="Longest diameter at the LAST timepoint, mm (0.1–150).",
     )
-    baseline_diameter_mm: float | None = Field(
-        None, gt=0, le=150, description="Longest diameter at the FIRST timepoint, mm."
+    baseline_diameter_mm: Number | None = Field(
+        None,
+        ge=MIN_DIAMETER_MM,
+        le=MAX_DIAMETER_MM,
+        description="Longest diameter at the FIRST timepoint, mm (0.1–150).",
     )
-    solid_fraction: float | None = Field(
+    solid_fraction: Number | None = Field(
         None, gt=0, lt=1, description="Part-solid nodules: solid-core diameter / nodule diameter."
     )
     shape: ShapeKind | None = None
@@ -234,11 +272,11 @@ class LesionSpec(_Model):
     )
     location: Location = Field(default_factory=Location)
     growth: GrowthSpec = Field(default_factory=GrowthSpec)
-    timepoints_days: list[float] | None = Field(
-        None, description="Scan times in days, strictly increasing, first usually 0."
+    timepoints_days: list[Number] | None = Field(
+        None, description="Scan times in days, increasing by at least 1 day, first usually 0."
     )
-    n_timepoints: int | None = Field(None, ge=1, le=20, description="Number of scans.")
-    duration_days: float | None = Field(
+    n_timepoints: Count | None = Field(None, ge=1, le=20, description="Number of scans.")
+    duration_days: Number | None = Field(
         None, ge=0, le=7305, description="Time from first to last scan, days."
     )
     schedule: Schedule | None = None
@@ -255,7 +293,7 @@ class LesionSpec(_Model):
         pattern=r"^[0-9a-f]{4,64}$",
         description="With source library: the id (or a unique prefix of it) of the lesion to copy.",
     )
-    seed: int | None = Field(None, ge=0, lt=2**63, description="Random seed; same seed, same study.")
+    seed: Count | None = Field(None, ge=0, lt=2**63, description="Random seed; same seed, same study.")
 
     @field_validator("timepoints_days")
     @classmethod
@@ -266,8 +304,8 @@ class LesionSpec(_Model):
             raise ValueError("between 1 and 20 timepoints are supported")
         if any(not math.isfinite(t) or t < 0 for t in v):
             raise ValueError("timepoints must be finite and >= 0 days")
-        if any(b <= a for a, b in itertools.pairwise(v)):
-            raise ValueError("timepoints must be strictly increasing")
+        if any(b - a < MIN_INTERVAL_DAYS for a, b in itertools.pairwise(v)):
+            raise ValueError(f"successive timepoints must be at least {MIN_INTERVAL_DAYS:g} day apart")
         if v[-1] - v[0] > 7305:
             raise ValueError("a study may span at most 20 years (7305 days)")
         return [float(t) for t in v]

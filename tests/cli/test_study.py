@@ -79,3 +79,14 @@ def test_generate_on_real_ct_with_spec_file(tmp_path: Path) -> None:
 def test_missing_output_folder_and_unknown_file(tmp_path: Path) -> None:
     assert main(["demo", "-o", str(tmp_path / "nope" / "x.zip"), "-q"]) == 2
     assert main(["generate", str(tmp_path / "missing.nii.gz"), "-o", str(tmp_path / "x.zip"), "-q"]) == 2
+
+
+def test_out_of_bounds_growth_rate_exits_2_with_one_line(tmp_path: Path) -> None:
+    """Issue 16: `doubling_time_days 5` was an internal error (exit 1)."""
+    spec = tmp_path / "spec.json"
+    spec.write_text('{"growth": {"doubling_time_days": 5}}')
+    out = tmp_path / "x.zip"
+    res = run_cli("demo", "--spec", str(spec), "-o", str(out), "--quiet")
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip().count("\n") == 0 and "growth.doubling_time_days" in res.stderr
+    assert not out.exists()

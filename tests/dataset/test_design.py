@@ -49,7 +49,7 @@ def test_valid_design_resolves_strata_levels_from_the_distribution() -> None:
         ({"sample": {"location": "any"}}, "is a group of fields"),
         ({"sample": {"seed": {"integers": [1, 5]}}}, "cannot be sampled"),
         ({"sample": {"diameter_mm": {"uniform": [25, 5]}}}, "uniform low 25 must be below high 5"),
-        ({"sample": {"diameter_mm": {"uniform": [0, 5]}}}, "greater than 0"),
+        ({"sample": {"diameter_mm": {"uniform": [0, 5]}}}, "greater than or equal to 0.1"),
         ({"sample": {"diameter_mm": {"uniform": [5, 200]}}}, "less than or equal to 150"),
         (
             {"sample": {"nodule_type": {"choice": {"solid": 1, "purple": 1}}}},

@@ -131,3 +131,73 @@ def test_nan_constant_and_huge_inputs(tmp_path: Path) -> None:
     nib.save(nib.Nifti1Image(big, np.eye(4)), tmp_path / "big.nii.gz")
     with pytest.raises(InvalidInputError, match="limit"):
         read_scan(tmp_path / "big.nii.gz", max_voxels=1000)
+
+
+def test_gzip_bomb_inflates_no_further_than_the_header_says(tmp_path: Path) -> None:
+    """Issue 16: a 10 GiB gzip behind a small header is read up to the header's image size only."""
+    import resource
+    import time
+
+    from longisynth.errors import InputTooLargeError
+    from longisynth.io.nifti import read_nifti
+    from tests.bombs import GIB, write_gzip_bomb
+
+    bomb = write_gzip_bomb(tmp_path / "bomb.nii.gz", (64, 64, 64), 10 * GIB)
+    assert bomb.stat().st_size < 20 << 20
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    with pytest.raises(InvalidInputError, match="constant"):  # zeros: read, then refused
+        read_nifti(bomb, max_voxels=1 << 20, max_bytes=8 << 20)
+    assert time.perf_counter() - t0 < 5  # 512 KiB decompressed, not 10 GiB
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 << 10  # KiB
+    big = write_gzip_bomb(tmp_path / "big.nii.gz", (2048, 2048, 1280), 10 * GIB)
+    with pytest.raises(InputTooLargeError, match="voxels"):
+        read_nifti(big, max_voxels=1 << 24)
+    with pytest.raises(InputTooLargeError, match="bytes"):
+        read_nifti(big, max_bytes=1 << 30)
+
+
+@pytest.mark.parametrize("size", [1, 100, 347])
+def test_files_shorter_than_a_header_are_invalid(tmp_path: Path, size: int) -> None:
+    arr = np.arange(1000, dtype=np.int16).reshape(10, 10, 10)
+    data = nifti_bytes(arr, np.eye(4), compress=False)[:size]
+    for name, payload in (("short.nii", data), ("short.nii.gz", gzip.compress(data))):
+        with pytest.raises(InvalidInputError, match="348"):
+            read_scan(_write(tmp_path, name, payload))
+
+
+def test_file_and_folder_names_are_not_kept(tmp_path: Path) -> None:
+    """Issue 16: names like DOE_JOHN are patient data; the scan (and so metadata.json) keeps a
+    neutral name, the sha256 identifies the input. Error messages still name the user's file."""
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    from longisynth.io.nifti import read_nifti
+
+    arr = np.random.default_rng(0).integers(-1000, 1000, (8, 8, 4)).astype(np.int16)
+    path = _write(tmp_path, "DOE_JOHN.nii.gz", nifti_bytes(arr, np.eye(4)))
+    assert read_scan(path).name == "scan.nii.gz"
+    assert read_nifti(path, name="opt-in.nii.gz").name == "opt-in.nii.gz"
+    with pytest.raises(InvalidInputError, match="DOE_JANE"):
+        read_scan(_write(tmp_path, "DOE_JANE.nii", b"x" * 10))
+    folder = tmp_path / "DOE_JOHN"
+    folder.mkdir()
+    series = generate_uid()
+    for k in range(arr.shape[2]):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = CTImageStorage, generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = pydicom.Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
+        ds.Modality, ds.SeriesInstanceUID = "CT", series
+        ds.ImagePositionPatient, ds.ImageOrientationPatient = [0.0, 0.0, float(k)], [1, 0, 0, 0, 1, 0]
+        ds.PixelSpacing, ds.Rows, ds.Columns = [1.0, 1.0], 8, 8
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.RescaleSlope, ds.RescaleIntercept = 1, 0
+        ds.PixelData = arr[:, :, k].tobytes()
+        ds.save_as(folder / f"{k}.dcm", enforce_file_format=True)
+    scan = read_dicom_series(folder)
+    assert scan.geometry.shape == (8, 8, 4) and scan.name == "dicom_series.nii.gz"

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
-import socket
+import json
 import subprocess
 import sys
 import threading
 import time
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -28,31 +26,16 @@ import longisynth
 from longisynth.io import read_dicom_series
 from longisynth.refine.model import DEFAULT_MODEL
 from tests.conftest import shared_file
+from tests.service._server import Server, start, stop
 
 # The server runs the shipped refiner, so the engine side of every comparison does too.
 pytestmark = [pytest.mark.xdist_group("server"), pytest.mark.refiner]
 KEY = "test-key-123"
 
 
-@dataclass
-class Server:
-    url: str
-    tmp: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("server_tmp")
-    port = _free_port()
     env = {
-        **os.environ,
-        "TMPDIR": str(tmp),
         "LONGISYNTH_API_KEYS": KEY,
         "LONGISYNTH_MAX_UPLOAD_BYTES": str(50 << 20),
         "LONGISYNTH_MAX_TIMEPOINTS": "6",
@@ -60,35 +43,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "LONGISYNTH_MAX_QUEUE": "1",
         "LONGISYNTH_REFINER": str(DEFAULT_MODEL),
     }
-    log = (tmp.parent / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "longisynth.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {(tmp.parent / 'server.log').read_text()[-2000:]}")
-        time.sleep(0.5)
-    else:
-        proc.kill()
-        raise RuntimeError("server did not become ready in 120 s")
-    yield Server(url, tmp)
-    os.killpg(proc.pid, 15)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9)
-    log.close()
+    srv = start(tmp_path_factory.mktemp("server_tmp"), env)
+    yield srv
+    stop(srv)
 
 
 @pytest.fixture
@@ -134,16 +91,25 @@ def _engine_bundle(scan: longisynth.io.Scan, prompt: str, seed: int, tmp: Path) 
     return longisynth.write_bundle(study, tmp / "engine.zip").read_bytes()
 
 
-def test_upload_real_ct_matches_engine(client: lc.Client, tmp_path: Path) -> None:
+def test_upload_real_ct_is_byte_identical_to_the_cli(client: lc.Client, tmp_path: Path) -> None:
+    """Determinism across processes: the served bundle's images are the CLI's, byte for byte."""
     path = shared_file("totalseg_chest_ct_crop.nii.gz")
     prompt = "solid nodule 10 mm in the left lung, 3 timepoints over 6 months"
     bundle = client.generate(path, prompt=prompt, seed=4)
     assert bundle.filename.startswith("longisynth-") and bundle.filename.endswith("-seed4.zip")
     ours = _images(bundle.bytes)
-    engine = _images(_engine_bundle(longisynth.read_scan(path), prompt, 4, tmp_path))
+    out = tmp_path / "cli.zip"
+    cli = [sys.executable, "-m", "longisynth.cli", "generate", str(path), "--prompt", prompt]
+    res = subprocess.run([*cli, "--seed", "4", "-o", str(out), "-q"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    engine = _images(out.read_bytes())
     assert ours.keys() == engine.keys() and len(ours) == 9
     assert _differences(ours, engine) == []
+    assert ours == engine  # the gzip streams too: same bytes from any process
     assert bundle.metadata["prompt"] == prompt
+    # the client's file name is not kept (it can be a patient's name): a neutral name and the sha256
+    assert bundle.metadata["input"]["files"][0]["name"] == "scan.nii.gz"
+    assert "totalseg" not in json.dumps(bundle.metadata)
 
 
 def _write_dicom_series(folder: Path) -> None:
@@ -215,12 +181,8 @@ def test_job_progress_and_cancel(client: lc.Client) -> None:
         client.get_job("does-not-exist")
 
 
-def _leftovers(server: Server) -> set[str]:
-    return {p.name for p in server.tmp.glob("longisynth-req-*")}
-
-
 def test_limits_and_errors_are_json(server: Server, tmp_path: Path) -> None:
-    before = _leftovers(server)
+    before = server.leftovers()
     auth = {"Authorization": f"Bearer {KEY}"}
     ct = shared_file("totalseg_chest_ct_crop.nii.gz").read_bytes()
     cases = [
@@ -261,7 +223,7 @@ def test_limits_and_errors_are_json(server: Server, tmp_path: Path) -> None:
         timeout=60,
     )
     assert r.status_code == 422 and "diameter_mm" in r.json()["error"]["message"]
-    assert _leftovers(server) <= before  # every failed request removed its folder
+    assert server.leftovers() <= before  # every failed request removed its folder
 
 
 def _wait_idle(server: Server) -> None:
