@@ -269,7 +269,9 @@ def _library_lesion(
     wants = merged.source == LesionSource.LIBRARY or (merged.source is None and merged.library_lesion_id)
     if library is None:
         if wants:
-            raise InvalidInputError("source library needs a lesion library (CLI: --library DIR)")
+            raise InvalidInputError(
+                "source library needs a lesion library (CLI: --library DIR; server: LONGISYNTH_LIBRARY)"
+            )
         return merged, None
     if merged.source == LesionSource.RULES:
         return merged, None

@@ -35,6 +35,8 @@ class Settings:
             and at shutdown.
         batch_max_tiles: most refiner tiles (24³ voxels each) in one model call.
         batch_wait_ms: how long a refiner call waits for calls of other studies to batch with, ms.
+        library: lesion library folder (``longisynth library build``) for requests that copy real
+            lesions (``spec.source: library``, or ``library_lesion_id``); None: such requests get 422.
     """
 
     max_upload_bytes: int = 1 << 30
@@ -51,6 +53,7 @@ class Settings:
     work_dir: Path = field(default_factory=_default_work_dir)
     batch_max_tiles: int = 64
     batch_wait_ms: int = 20
+    library: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -72,7 +75,17 @@ class Settings:
                 "LONGISYNTH_API_KEYS is set but holds no key: unset it to run without authentication"
             )
         work_dir = env.get("LONGISYNTH_WORK_DIR", "").strip()
+        library = env.get("LONGISYNTH_LIBRARY", "").strip()
+        if library:
+            from longisynth.errors import InvalidInputError
+            from longisynth.library import Library
+
+            try:
+                Library.open(library)
+            except InvalidInputError as err:  # refuse to start rather than fail every request
+                raise ValueError(f"LONGISYNTH_LIBRARY: {err}") from None
         return cls(
+            library=Path(library) if library else None,
             max_upload_bytes=num("LONGISYNTH_MAX_UPLOAD_BYTES", cls.max_upload_bytes),
             max_scan_bytes=num("LONGISYNTH_MAX_SCAN_BYTES", cls.max_scan_bytes),
             max_zip_entries=num("LONGISYNTH_MAX_ZIP_ENTRIES", cls.max_zip_entries),

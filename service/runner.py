@@ -28,6 +28,7 @@ from longisynth.api import (
     write_bundle,
 )
 from longisynth.errors import InputTooLargeError, InvalidInputError
+from longisynth.library import Library
 from service.config import Settings
 from service.errors import ApiError
 from service.upload import Form
@@ -207,6 +208,12 @@ def _unzip(path: Path, dest: Path, settings: Settings) -> Path:
     return dest
 
 
+@lru_cache(maxsize=2)
+def _library(root: Path) -> Library:
+    """The server's lesion library, opened once (its index is read-only while the server runs)."""
+    return Library.open(root)
+
+
 def run(
     req: Request, folder: Path, settings: Settings, progress: ProgressFn, refiner: Denoiser | None = None
 ) -> Result:
@@ -242,6 +249,7 @@ def run(
         refiner=refiner,
         # every tile of a sampler step in one call: the batcher merges calls across studies
         refine_settings=RefineSettings(max_batch=settings.batch_max_tiles),
+        library=None if settings.library is None else _library(settings.library),
     )
     progress("write", 0.97)
     name = f"longisynth-{digest[:12]}-seed{study.spec.seed}.zip"
@@ -251,7 +259,10 @@ def run(
 
 def _check_timepoints(scans: Any, prompt: str, req: Request, settings: Settings) -> None:
     """Refuse too many timepoints before the heavy work (cheap: resolves the spec only)."""
-    resolved = resolve(scans, prompt, req.spec, seed=req.seed, contrast=req.contrast, lenient=req.lenient)
+    library = None if settings.library is None else _library(settings.library)
+    resolved = resolve(
+        scans, prompt, req.spec, seed=req.seed, contrast=req.contrast, lenient=req.lenient, library=library
+    )
     n = len(resolved.timepoints_days or [])
     if n > settings.max_timepoints:
         raise ApiError(
