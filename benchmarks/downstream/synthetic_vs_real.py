@@ -221,23 +221,17 @@ def run_glioma(
     for k, (train_cases, test_cases) in enumerate(folds):
         synthetic = [s for c in train_cases for s in synthetic_by_case.get(c.name, [])] + phantom
         train_real = [real[c.name] for c in train_cases]
-        for arm, samples in (
-            ("synthetic", synthetic),
-            ("real", train_real),
-            ("both", [*synthetic, *train_real]),
-        ):
-            log_stderr(
-                f"  fold {k + 1}/{len(folds)}, training on {arm}: {len(samples)} samples, {cfg.steps} steps"
-            )
-            t = time.perf_counter()
-            net = train(samples, cfg, args.seed + k, log_stderr)
-            times[f"train {arm}"] = times.get(f"train {arm}", 0.0) + time.perf_counter() - t
-            for case in test_cases:
-                s = real[case.name]
-                pred = predict(net, s.image, cfg.patch)
-                results[arm]["wt"].append(dice(pred > 0, s.labels > 0))
-                results[arm]["tc"].append(dice(np.isin(pred, (1, 3)), np.isin(s.labels, (1, 3))))
-            results[arm]["n_train"].append(len(samples))
+        fold = f"fold {k + 1}/{len(folds)}"
+        _glioma_fold(
+            fold,
+            args.seed + k,
+            synthetic,
+            train_real,
+            [real[c.name] for c in test_cases],
+            cfg,
+            times,
+            results,
+        )
     rows = [{"arm": arm, **results[arm]} for arm in ARMS]
     setting = {
         "test brains": sum(len(te) for _, te in folds),
@@ -304,23 +298,17 @@ def _run_glioma_library(
             prompts.append(f"fold {k + 1} mni152 seed {p} ← {donor}: {prompt}")
         times["synthetic data"] = times.get("synthetic data", 0.0) + time.perf_counter() - t
         train_real = [real[c.name] for c in train_cases]
-        for arm, samples in (
-            ("synthetic", synthetic),
-            ("real", train_real),
-            ("both", [*synthetic, *train_real]),
-        ):
-            log_stderr(
-                f"  fold {k + 1}/{len(folds)}, training on {arm}: {len(samples)} samples, {cfg.steps} steps"
-            )
-            t = time.perf_counter()
-            net = train(samples, cfg, args.seed + k, log_stderr)
-            times[f"train {arm}"] = times.get(f"train {arm}", 0.0) + time.perf_counter() - t
-            for case in test_cases:
-                s = real[case.name]
-                pred = predict(net, s.image, cfg.patch)
-                results[arm]["wt"].append(dice(pred > 0, s.labels > 0))
-                results[arm]["tc"].append(dice(np.isin(pred, (1, 3)), np.isin(s.labels, (1, 3))))
-            results[arm]["n_train"].append(len(samples))
+        fold = f"fold {k + 1}/{len(folds)}"
+        _glioma_fold(
+            fold,
+            args.seed + k,
+            synthetic,
+            train_real,
+            [real[c.name] for c in test_cases],
+            cfg,
+            times,
+            results,
+        )
     rows = [{"arm": arm, **results[arm]} for arm in ARMS]
     setting = {
         "test brains": sum(len(te) for _, te in folds),
@@ -330,6 +318,29 @@ def _run_glioma_library(
         f"{cfg.steps} steps per fold",
     }
     return rows, setting
+
+
+def _glioma_fold(
+    fold: str,
+    seed: int,
+    synthetic: list[Sample],
+    train_real: list[Sample],
+    test: list[Sample],
+    cfg: NetConfig,
+    times: dict[str, float],
+    results: dict[str, dict[str, list[float]]],
+) -> None:
+    """Train the three arms of one fold and append their whole-tumour and core Dice on ``test``."""
+    for arm, samples in (("synthetic", synthetic), ("real", train_real), ("both", [*synthetic, *train_real])):
+        log_stderr(f"  {fold}, training on {arm}: {len(samples)} samples, {cfg.steps} steps")
+        t = time.perf_counter()
+        net = train(samples, cfg, seed, log_stderr)
+        times[f"train {arm}"] = times.get(f"train {arm}", 0.0) + time.perf_counter() - t
+        for s in test:
+            pred = predict(net, s.image, cfg.patch)
+            results[arm]["wt"].append(dice(pred > 0, s.labels > 0))
+            results[arm]["tc"].append(dice(np.isin(pred, (1, 3)), np.isin(s.labels, (1, 3))))
+        results[arm]["n_train"].append(len(samples))
 
 
 def glioma_table(rows: list[dict[str, Any]]) -> str:
