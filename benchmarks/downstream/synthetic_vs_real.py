@@ -103,6 +103,8 @@ def run_lung(
     cfg = lung_config(args.steps)
     rows = []
     for arm, samples in (("synthetic", synthetic), ("real", train_real), ("both", [*synthetic, *train_real])):
+        if arm not in args.arms:
+            continue
         log_stderr(f"  training on {arm}: {len(samples)} samples, {cfg.steps} steps")
         t = time.perf_counter()
         net = train(samples, cfg, args.seed, log_stderr)
@@ -371,6 +373,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", type=Path, default=None, help="cache synthetic samples here (reruns reuse them)")
     p.add_argument("--markdown", type=Path, default=None, help="write the table and settings here")
+    p.add_argument(
+        "--arms",
+        nargs="+",
+        choices=ARMS,
+        default=list(ARMS),
+        help="lung: train only these arms (default all three; --arms synthetic compares synthetic sets)",
+    )
     p.add_argument(
         "--library",
         action="store_true",

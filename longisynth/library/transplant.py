@@ -526,6 +526,33 @@ class _Renderer:
             src *= self.maps[contrast][1]
         return math.sqrt(max(host * host - src * src, 0.0))
 
+    def _detail_sd(self, contrast: str, one: Sampled, mask: NDArray[np.bool_]) -> float:
+        """sd of the lesion's fine detail (image minus a 1-voxel Gaussian blur) inside its mask,
+        host units; NaN when the mask is too small to say."""
+        values = self._host_units(contrast, np.nan_to_num(one.images[contrast]))
+        inner = ndimage.binary_erosion(mask)
+        if inner.sum() < 8:
+            return math.nan
+        return float(np.std((values - ndimage.gaussian_filter(values, 1.0))[inner]))
+
+    def _regrown_detail(self, index: int, contrast: str, growth: Growth, mask: NDArray[np.bool_]) -> float:
+        """Detail a grown copy lacks: scaling a lesion by s > 1 stretches its texture, so its fine
+        detail (sd at the voxel scale) falls below the copy's at scale 1. The missing part, in
+        host units, is added back as correlated noise of the lesion's own detail level — new tissue
+        at the growing front with the lesion's intensity statistics, not a stretch of old tissue."""
+        state: _State = growth.state
+        if state.scales[index] <= 1.0 + 1e-6:
+            return 0.0
+        ref = int(np.argmin([abs(s - 1.0) for s in state.scales]))
+        base = state.sampled[ref]
+        if base is None:
+            return 0.0
+        own = self._detail_sd(contrast, base, growth.masks[ref][base.box] > 0)
+        now = self._detail_sd(contrast, state.sampled[index], mask)  # type: ignore[arg-type]
+        if not (math.isfinite(own) and math.isfinite(now)):
+            return 0.0
+        return math.sqrt(max(own * own - now * now, 0.0))
+
     def render(self, index: int, backgrounds: Crops, growth: Growth) -> Crops:
         state: _State = growth.state
         one = state.sampled[index]
@@ -550,6 +577,19 @@ class _Renderer:
                 lesion += synthesize_noise(
                     lesion.shape, self.spacing_mm, model, np.random.default_rng(self.render_seed)
                 )
+            detail = self._regrown_detail(index, c, growth, mask)
+            if detail > 0:
+                # voxel-scale correlation (half a voxel), inside the lesion only
+                kernel = (0.5 * self.spacing_mm[0], 0.5 * self.spacing_mm[1], 0.5 * self.spacing_mm[2])
+                field = synthesize_noise(
+                    lesion.shape,
+                    self.spacing_mm,
+                    NoiseModel(1.0, kernel),
+                    np.random.default_rng([self.render_seed, 1]),
+                )
+                # scaled so that the *detail* (not the raw field) reaches the missing sd
+                gain = float(np.std(field - ndimage.gaussian_filter(field, 1.0))) or 1.0
+                lesion += (detail / gain) * field * ndimage.binary_erosion(mask)
             part = image[one.box]
             image[one.box] = part + alpha * (lesion - part)
             out[c] = image
