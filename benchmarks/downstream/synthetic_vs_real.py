@@ -234,7 +234,7 @@ def run_glioma(
             times,
             results,
         )
-    rows = [{"arm": arm, **results[arm]} for arm in ARMS]
+    rows = [{"arm": arm, **results[arm]} for arm in ARMS if results[arm]["wt"]]
     setting = {
         "test brains": sum(len(te) for _, te in folds),
         "folds": len(folds),
@@ -311,7 +311,7 @@ def _run_glioma_library(
             times,
             results,
         )
-    rows = [{"arm": arm, **results[arm]} for arm in ARMS]
+    rows = [{"arm": arm, **results[arm]} for arm in ARMS if results[arm]["wt"]]
     setting = {
         "test brains": sum(len(te) for _, te in folds),
         "folds": len(folds),
@@ -331,9 +331,12 @@ def _glioma_fold(
     cfg: NetConfig,
     times: dict[str, float],
     results: dict[str, dict[str, list[float]]],
+    arms: Sequence[str] = ARMS,
 ) -> None:
-    """Train the three arms of one fold and append their whole-tumour and core Dice on ``test``."""
+    """Train the arms (default all three) of one fold; append their whole-tumour and core Dice on ``test``."""
     for arm, samples in (("synthetic", synthetic), ("real", train_real), ("both", [*synthetic, *train_real])):
+        if arm not in arms:
+            continue
         log_stderr(f"  {fold}, training on {arm}: {len(samples)} samples, {cfg.steps} steps")
         t = time.perf_counter()
         net = train(samples, cfg, seed, log_stderr)
@@ -378,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         nargs="+",
         choices=ARMS,
         default=list(ARMS),
-        help="lung: train only these arms (default all three; --arms synthetic compares synthetic sets)",
+        help="train only these arms (default all three; --arms synthetic compares synthetic sets)",
     )
     p.add_argument(
         "--library",
