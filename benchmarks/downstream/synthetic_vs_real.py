@@ -233,6 +233,7 @@ def run_glioma(
             cfg,
             times,
             results,
+            args.arms,
         )
     rows = [{"arm": arm, **results[arm]} for arm in ARMS if results[arm]["wt"]]
     setting = {
@@ -310,6 +311,7 @@ def _run_glioma_library(
             cfg,
             times,
             results,
+            args.arms,
         )
     rows = [{"arm": arm, **results[arm]} for arm in ARMS if results[arm]["wt"]]
     setting = {
