@@ -45,6 +45,13 @@ def guarded(
 
 
 def _exit_code(exc: BaseException, debug: bool, interrupted: str) -> int:
+    if isinstance(exc, BrokenPipeError):
+        # the reader stopped early (``longisynth library list | head``): not an error; keep Python
+        # from complaining again when it flushes stdout at exit
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     if isinstance(exc, ModelUnavailableError):
         say(f"error: {exc}")
         return EXIT_INTERNAL

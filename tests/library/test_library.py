@@ -360,3 +360,20 @@ def test_user_mask_is_the_baseline_and_grows(ct_library: Path, thorax: api.DemoI
         api.generate(thorax.scans, PROMPT, lesion_mask=mask)
     with pytest.raises(InvalidInputError, match="empty"):
         api.generate(thorax.scans, PROMPT, library=ct_library, lesion_mask=np.zeros_like(mask))
+
+
+def test_a_reader_leaving_early_is_not_an_error() -> None:
+    """``longisynth library list LIB | head -1``: when the reader closes the pipe, the command ends
+    quietly with exit 0 instead of an internal error."""
+    code = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from longisynth.cli.errors import guarded\n"
+            "def run():\n    raise BrokenPipeError(32, 'Broken pipe')\n"
+            "raise SystemExit(guarded(run))",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert code.returncode == 0 and "internal error" not in code.stderr
