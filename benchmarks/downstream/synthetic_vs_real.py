@@ -235,15 +235,7 @@ def run_glioma(
             results,
             args.arms,
         )
-    rows = [{"arm": arm, **results[arm]} for arm in ARMS if results[arm]["wt"]]
-    setting = {
-        "test brains": sum(len(te) for _, te in folds),
-        "folds": len(folds),
-        "synthetic studies": "; ".join(prompts),
-        "network": f"MONAI UNet {cfg.channels}, patch {cfg.patch}, batch {cfg.batch}, "
-        f"{cfg.steps} steps per fold",
-    }
-    return rows, setting
+    return _glioma_report(results, folds, prompts, cfg, "synthetic studies")
 
 
 def _run_glioma_library(
@@ -313,11 +305,24 @@ def _run_glioma_library(
             results,
             args.arms,
         )
+    return _glioma_report(
+        results, folds, prompts, cfg, "synthetic studies (library lesions of the training brains only)"
+    )
+
+
+def _glioma_report(
+    results: dict[str, dict[str, list[float]]],
+    folds: list[tuple[list[Path], list[Path]]],
+    prompts: list[str],
+    cfg: NetConfig,
+    what: str,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The rows of the arms that ran and the run's settings (``what``: how the studies are named)."""
     rows = [{"arm": arm, **results[arm]} for arm in ARMS if results[arm]["wt"]]
     setting = {
         "test brains": sum(len(te) for _, te in folds),
         "folds": len(folds),
-        "synthetic studies (library lesions of the training brains only)": "; ".join(prompts),
+        what: "; ".join(prompts),
         "network": f"MONAI UNet {cfg.channels}, patch {cfg.patch}, batch {cfg.batch}, "
         f"{cfg.steps} steps per fold",
     }
