@@ -176,12 +176,18 @@ def test_unreachable_ray_address_fails_fast() -> None:
     ray = pytest.importorskip("ray")
     if ray.is_initialized():
         pytest.skip("this process is already connected to Ray")
+    import socket
+
     from longisynth.dataset.backends import connect_ray
     from longisynth.errors import InvalidInputError
 
+    # a port nobody listens on: bound, then released (port 1 is not guaranteed to be closed)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     t0 = time.monotonic()
-    with pytest.raises(InvalidInputError, match=r"cannot reach Ray at '127\.0\.0\.1:1'"):
-        connect_ray("127.0.0.1:1", 2)
+    with pytest.raises(InvalidInputError, match=rf"cannot reach Ray at '127\.0\.0\.1:{port}'"):
+        connect_ray(f"127.0.0.1:{port}", 2)
     with pytest.raises(InvalidInputError, match="not host:port"):
         connect_ray("nonsense", 2)
     assert time.monotonic() - t0 < 15
