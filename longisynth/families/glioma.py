@@ -123,6 +123,22 @@ class _GliomaRenderer:
         return images
 
 
+def brain_statistics(
+    scans: Mapping[str, Scan], anatomy: BrainAnatomy
+) -> tuple[dict[str, tuple[float, float]], dict[str, NoiseModel]]:
+    """Per contrast: the brain's intensity mean and sd (scanner units) and the noise measured in
+    deep white matter — what rendering into this brain needs."""
+    spacing = scans[anatomy_contrast(scans)].geometry.spacing_mm
+    wm_core = anatomy.wm > 0.9
+    stats, noises = {}, {}
+    for c, s in scans.items():
+        vals = s.values()
+        inside = vals[anatomy.brain]
+        stats[c] = (float(inside.mean()), float(inside.std()))
+        noises[c] = estimate_noise(vals, spacing, wm_core)
+    return stats, noises
+
+
 class Glioma:
     """Low- and high-grade gliomas in brain MRI (any of T1, T1c, T2, FLAIR on one grid)."""
 
@@ -234,13 +250,7 @@ class Glioma:
         scans, spec = inputs.scans, inputs.spec
         assert spec.grade is not None
         spacing = scans[anatomy_contrast(scans)].geometry.spacing_mm
-        wm_core = anatomy.wm > 0.9
-        stats, noises = {}, {}
-        for c, s in scans.items():
-            vals = s.values()
-            inside = vals[anatomy.brain]
-            stats[c] = (float(inside.mean()), float(inside.std()))
-            noises[c] = estimate_noise(vals, spacing, wm_core)
+        stats, noises = brain_statistics(scans, anatomy)
         render_seed = int(inputs.rng["render"].integers(2**63 - 1))
         return _GliomaRenderer(spec.grade, stats, noises, spacing, render_seed)
 

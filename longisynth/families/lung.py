@@ -65,7 +65,8 @@ def fine_lung_mask(
     return smooth & ((depth > PLEURA_BAND_MM) | air)
 
 
-def _noise_model(scan: Scan) -> NoiseModel:
+def soft_tissue_noise(scan: Scan) -> NoiseModel:
+    """The CT's noise, measured in homogeneous soft tissue (:data:`SOFT_TISSUE_HU`)."""
     values = scan.values()
     mask = (values > SOFT_TISSUE_HU[0]) & (values < SOFT_TISSUE_HU[1])
     return estimate_noise(values, scan.geometry.spacing_mm, mask)
@@ -251,7 +252,7 @@ class LungNodule:
         spec, rng = inputs.spec, inputs.rng
         assert spec.nodule_type is not None
         spacing = inputs.scans["ct"].geometry.spacing_mm
-        noise = _noise_model(inputs.scans["ct"])
+        noise = soft_tissue_noise(inputs.scans["ct"])
         texture = nodule_texture(box.shape, spacing, typed_stream(rng["texture"], spec.nodule_type.value))
         render_seed = int(rng["render"].integers(2**63 - 1))
         return _NoduleRenderer(spec.nodule_type, noise, spacing, texture, render_seed, {"ct": CT_INTENSITY})

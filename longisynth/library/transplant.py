@@ -32,9 +32,11 @@ from numpy.typing import NDArray
 from scipy import ndimage, signal
 
 from longisynth import checks as ck
-from longisynth.appearance.noise import NoiseModel, estimate_noise, synthesize_noise
-from longisynth.errors import InvalidInputError, LesionDoesNotFitError
+from longisynth.appearance.noise import NoiseModel, synthesize_noise
+from longisynth.errors import LesionDoesNotFitError
 from longisynth.families.base import Crops, Findings, Growth, Inputs, LesionFamily, Placement, Site
+from longisynth.families.glioma import brain_statistics
+from longisynth.families.lung import soft_tissue_noise
 from longisynth.geometry import Box, Geometry
 from longisynth.growth.laws import diameter_schedule
 from longisynth.library.memorisation import GRID, descriptor, distance
@@ -239,6 +241,7 @@ class Transplant:
         self.lesion = lesion
         self.fixed_center = fixed_center_world
         self.mirrored = False  # set when a glioma is mirrored into the other hemisphere
+        self._host_maps: dict[str, tuple[float, float]] = {}  # set by renderer(): patch → host units
         self.family = base.family
         self.push_fraction = base.push_fraction
         self.size_convention = base.size_convention
@@ -388,28 +391,13 @@ class Transplant:
             lung = ndimage.gaussian_filter(hu, 0.7) < LUNG_AIR_HU
             host_ref = float(np.median(hu[lung])) if lung.sum() > 100 else -850.0
             src_ref = self.lesion.entry.reference.get("lung_hu", -850.0)
-            values = scans["ct"].values()
-            soft = (values > -100.0) & (values < 150.0)
-            noises["ct"] = estimate_noise(values, spacing, soft)
+            noises["ct"] = soft_tissue_noise(scans["ct"])
             maps["ct"] = (host_ref - src_ref, 1.0)
             intensities = {"ct": CT_INTENSITY}
         else:
-            brain = anatomy.brain
-            wm_core = anatomy.wm > 0.9
-            intensities = {}
-            for c, s in scans.items():
-                vals = s.values()
-                inside = vals[brain]
-                mean, sd = float(inside.mean()), float(inside.std())
-                maps[c] = (mean, sd)
-                noises[c] = estimate_noise(vals, spacing, wm_core)
-                intensities[c] = Intensity(mean, max(sd, 1e-6))
-        missing = set(scans) - set(self.lesion.images)
-        if missing:
-            raise InvalidInputError(
-                f"library lesion {self.lesion.entry.id} has no {', '.join(sorted(missing))} image "
-                f"(it has {', '.join(sorted(self.lesion.images))})"
-            )
+            maps, noises = brain_statistics(scans, anatomy)
+            intensities = {c: Intensity(m, max(sd, 1e-6)) for c, (m, sd) in maps.items()}
+        self._host_maps = maps
         render_seed = int(inputs.rng["render"].integers(2**63 - 1))
         return _Renderer(self, maps, noises, spacing, render_seed, intensities)
 
@@ -468,11 +456,10 @@ class Transplant:
         scans = inputs.scans
         contrasts = sorted(scans)
         geometry = next(iter(scans.values())).geometry.crop(site.box)
-        norm: dict[str, tuple[float, float]] = {"ct": (0.0, 1.0)}
+        # CT in HU as is; MRI back to brain z-scores with the statistics the renderer measured
+        norm = {"ct": (0.0, 1.0)}
         if self.family == Family.GLIOMA:
-            for c, scan in scans.items():
-                inside = scan.values()[anatomy.brain]
-                norm[c] = (float(inside.mean()), max(float(inside.std()), 1e-6))
+            norm = {c: (m, max(sd, 1e-6)) for c, (m, sd) in self._host_maps.items()}
         lesion = self.lesion
         source = descriptor(lesion.images, lesion.labels > 0, lesion.affine, contrasts)
         to_source, nearest = [], []
