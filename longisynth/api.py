@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from longisynth import checks as ck
 from longisynth.anatomy.modality import detect_modality, require_hounsfield
+from longisynth.archetypes import ArchetypeRegistry, apply_archetype, load_registry
 from longisynth.bundle import read_metadata, write_bundle
 from longisynth.demo import DemoInput, demo_input
 from longisynth.errors import InvalidInputError, LesionDoesNotFitError
@@ -37,7 +38,7 @@ from longisynth.refine.hand_off import refine_context
 from longisynth.refine.model import choose_providers
 from longisynth.result import Study
 from longisynth.spec import Contrast, Family, LesionSource, LesionSpec, Modality, merge_specs, resolve_spec
-from longisynth.spec.prompt import spec_from_prompt
+from longisynth.spec.prompt import read_prompt
 
 __all__ = [
     "DemoInput",
@@ -104,14 +105,23 @@ def _validate_contrasts(scans: dict[str, Scan], modality: Modality) -> dict[str,
 
 
 def merge_request(
-    prompt: str, spec: LesionSpec | Mapping[str, Any] | None, seed: int | None, lenient: bool
+    prompt: str,
+    spec: LesionSpec | Mapping[str, Any] | None,
+    seed: int | None,
+    lenient: bool,
+    archetypes: ArchetypeRegistry | None = None,
 ) -> tuple[LesionSpec, list[str]]:
     """Prompt → partial spec; structured fields override; ``seed`` overrides both (default 0).
 
-    Returns the merged (unresolved) spec and the prompt words that were not understood (only
-    non-empty with ``lenient=True``; otherwise they raise :class:`PromptNotUnderstoodError`).
+    The archetype the prompt names becomes the request's ``archetype`` unless the structured
+    fields name one. Returns the merged (unresolved) spec and the prompt words that were not
+    understood (only non-empty with ``lenient=True``; otherwise they raise
+    :class:`PromptNotUnderstoodError`).
     """
-    from_prompt, unknown = spec_from_prompt(prompt or "", lenient=lenient)
+    parsed = read_prompt(prompt or "", lenient=lenient, archetypes=archetypes)
+    from_prompt, unknown = parsed.spec, parsed.unknown_words
+    if parsed.archetype is not None:
+        from_prompt = merge_specs(from_prompt, LesionSpec(archetype=parsed.archetype))
     try:
         override = spec if isinstance(spec, LesionSpec) else LesionSpec.model_validate(dict(spec or {}))
         merged = merge_specs(from_prompt, override)
@@ -145,6 +155,7 @@ def generate(
     refine_settings: RefineSettings | None = None,
     library: Library | str | Path | None = None,
     lesion_mask: NDArray[Any] | None = None,
+    archetypes: ArchetypeRegistry | str | Path | None = None,
 ) -> Study:
     """Simulate a longitudinal lesion study on a healthy scan.
 
@@ -173,6 +184,10 @@ def generate(
         lesion_mask: the baseline lesion's shape and place, drawn by the user on the scan's grid
             (non-zero = lesion, e.g. from ITK-SNAP); the law grows it, and its texture comes from a
             library lesion of its kind and size (``library`` is required).
+        archetypes: a folder of user archetypes added to the shipped ones (or a loaded registry);
+            the request's ``archetype`` (or the one its prompt names) fills the fields it leaves
+            unset (:func:`longisynth.archetypes.apply_archetype`), recorded in
+            ``metadata.json → simulation.archetype``.
 
     Raises:
         InvalidInputError, PromptNotUnderstoodError, LesionDoesNotFitError (incl. PlausibilityError).
@@ -182,7 +197,9 @@ def generate(
     scan_map = _as_scans(scans, contrast)
     main = next(iter(scan_map.values()))
     modality = detect_modality(main.values(), main.raw.dtype)
-    merged, unknown = merge_request(prompt, spec, seed, lenient)
+    registry = load_registry(archetypes)
+    merged, unknown = merge_request(prompt, spec, seed, lenient, registry)
+    merged, archetype = apply_archetype(merged, registry)
     if merged.family == Family.LUNG_NODULE or (merged.family is None and modality == Modality.CT):
         # A lung request on something that is not HU gets the specific reason (8-bit export...).
         require_hounsfield(main.values(), main.raw.dtype)
@@ -216,6 +233,8 @@ def generate(
         study.notes.append(f"learned refiner not used: {ctx.status.reason}")
     study.prompt = prompt
     study.unparsed_words = unknown
+    if archetype is not None:
+        study.extra["archetype"] = archetype.to_dict()
     ck.enforce(study.checks)
     study.timings_s = clock.done()
     return study
@@ -231,14 +250,16 @@ def resolve(
     lenient: bool = False,
     library: Library | str | Path | None = None,
     exclude_lesions: frozenset[str] = frozenset(),
+    archetypes: ArchetypeRegistry | str | Path | None = None,
 ) -> LesionSpec:
     """The concrete spec :func:`generate` would simulate for this request, without simulating.
 
     Args:
         scans: the input scan(s) (only their modality is read), or the modality itself
             (``"ct"`` / ``"mr"``) when no scan is at hand (dataset planning).
-        prompt, spec, seed, contrast, lenient, library: as for :func:`generate` (with a library, the
-            chosen lesion's id is ``library_lesion_id`` of the result; its patch is not read).
+        prompt, spec, seed, contrast, lenient, library, archetypes: as for :func:`generate` (with a
+            library, the chosen lesion's id is ``library_lesion_id`` of the result; its patch is
+            not read).
         exclude_lesions: library lesion ids not to choose (a dataset's reuse cap).
 
     Raises:
@@ -252,7 +273,9 @@ def resolve(
     else:
         main = next(iter(_as_scans(scans, contrast).values()))
         modality = detect_modality(main.values(), main.raw.dtype)
-    merged, _ = merge_request(prompt, spec, seed, lenient)
+    registry = load_registry(archetypes)
+    merged, _ = merge_request(prompt, spec, seed, lenient, registry)
+    merged, _ = apply_archetype(merged, registry)
     merged, _ = _library_lesion(merged, modality, library, load=False, exclude=exclude_lesions)
     return _resolve(merged, modality)
 

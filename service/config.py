@@ -37,6 +37,8 @@ class Settings:
         batch_wait_ms: how long a refiner call waits for calls of other studies to batch with, ms.
         library: lesion library folder (``longisynth library build``) for requests that copy real
             lesions (``spec.source: library``, or ``library_lesion_id``); None: such requests get 422.
+        archetypes: folder of the site's own archetype YAML files (``LONGISYNTH_ARCHETYPES``),
+            added to the shipped ones; requests name them in ``spec.archetype`` or the prompt.
     """
 
     max_upload_bytes: int = 1 << 30
@@ -54,6 +56,7 @@ class Settings:
     batch_max_tiles: int = 64
     batch_wait_ms: int = 20
     library: Path | None = None
+    archetypes: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -84,8 +87,18 @@ class Settings:
                 Library.open(library)
             except InvalidInputError as err:  # refuse to start rather than fail every request
                 raise ValueError(f"LONGISYNTH_LIBRARY: {err}") from None
+        archetypes = env.get("LONGISYNTH_ARCHETYPES", "").strip()
+        if archetypes:
+            from longisynth.archetypes import load_registry
+            from longisynth.errors import InvalidInputError
+
+            try:
+                load_registry(archetypes)
+            except InvalidInputError as err:  # refuse to start rather than fail every request
+                raise ValueError(f"LONGISYNTH_ARCHETYPES: {err}") from None
         return cls(
             library=Path(library) if library else None,
+            archetypes=Path(archetypes) if archetypes else None,
             max_upload_bytes=num("LONGISYNTH_MAX_UPLOAD_BYTES", cls.max_upload_bytes),
             max_scan_bytes=num("LONGISYNTH_MAX_SCAN_BYTES", cls.max_scan_bytes),
             max_zip_entries=num("LONGISYNTH_MAX_ZIP_ENTRIES", cls.max_zip_entries),

@@ -27,6 +27,7 @@ from longisynth.api import (
     resolve,
     write_bundle,
 )
+from longisynth.archetypes import ArchetypeRegistry, load_registry
 from longisynth.errors import InputTooLargeError, InvalidInputError
 from longisynth.library import Library
 from service.config import Settings
@@ -209,6 +210,12 @@ def _unzip(path: Path, dest: Path, settings: Settings) -> Path:
 
 
 @lru_cache(maxsize=2)
+def _archetypes(root: Path | None) -> ArchetypeRegistry:
+    """The shipped archetypes plus the server's folder, read once (edit them, then restart)."""
+    return load_registry(root)
+
+
+@lru_cache(maxsize=2)
 def _library(root: Path) -> Library:
     """The server's lesion library, opened once (its index is read-only while the server runs)."""
     return Library.open(root)
@@ -250,6 +257,7 @@ def run(
         # every tile of a sampler step in one call: the batcher merges calls across studies
         refine_settings=RefineSettings(max_batch=settings.batch_max_tiles),
         library=None if settings.library is None else _library(settings.library),
+        archetypes=_archetypes(settings.archetypes),
     )
     progress("write", 0.97)
     name = f"longisynth-{digest[:12]}-seed{study.spec.seed}.zip"
@@ -261,7 +269,14 @@ def _check_timepoints(scans: Any, prompt: str, req: Request, settings: Settings)
     """Refuse too many timepoints before the heavy work (cheap: resolves the spec only)."""
     library = None if settings.library is None else _library(settings.library)
     resolved = resolve(
-        scans, prompt, req.spec, seed=req.seed, contrast=req.contrast, lenient=req.lenient, library=library
+        scans,
+        prompt,
+        req.spec,
+        seed=req.seed,
+        contrast=req.contrast,
+        lenient=req.lenient,
+        library=library,
+        archetypes=_archetypes(settings.archetypes),
     )
     n = len(resolved.timepoints_days or [])
     if n > settings.max_timepoints:

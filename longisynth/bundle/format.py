@@ -23,8 +23,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 # 1.1: timepoints[].clinical_diameter_mm; 1.2: nodule attachment, appearance, solid components,
-# calcification; 1.3: contains_real_lesion and simulation.source_lesion (library lesions)
-FORMAT_VERSION = "1.3"
+# calcification; 1.3: contains_real_lesion and simulation.source_lesion (library lesions); 1.4:
+# spec.archetype, spec.growth.volume_ratio and simulation.archetype (progression archetypes)
+FORMAT_VERSION = "1.4"
 METADATA = "metadata.json"
 PREVIEW = "preview.png"
 MASK = "mask"

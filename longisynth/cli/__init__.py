@@ -1,4 +1,5 @@
-"""The command line: ``longisynth generate | demo | inspect | serve | evaluate | vtt | dataset | library``.
+"""The command line: ``longisynth generate | demo | inspect | serve | evaluate | vtt | dataset | library |
+archetypes``.
 
 Each sub-command parses its arguments and calls plain functions of the package; every error ends
 as one line on stderr and an exit code (:mod:`.errors`): 0 success, 2 bad input, 1 internal error.
@@ -20,6 +21,7 @@ __all__ = ["EXIT_BAD_INPUT", "EXIT_INTERNAL", "EXIT_OK", "main"]
 
 
 def _parser() -> argparse.ArgumentParser:
+    from longisynth.cli.archetypes import add_archetype_commands
     from longisynth.cli.library import add_library_commands
     from longisynth.dataset.cli import add_dataset_commands
     from longisynth.evaluate.cli import add_evaluate_command
@@ -34,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     add_evaluate_command(sub)
     add_vtt_commands(sub)
     add_library_commands(sub)
+    add_archetype_commands(sub)
     return p
 
 
@@ -60,6 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from longisynth.cli.library import run_library_command
 
         return run_library_command(args)
+    if args.command == "archetypes":
+        from longisynth.cli.archetypes import run_archetypes_command
+
+        return run_archetypes_command(args)
     if args.command == "dataset":
         from longisynth.dataset.cli import run_dataset_command
 

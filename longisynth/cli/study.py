@@ -33,6 +33,12 @@ def add_study_commands(sub: Any) -> None:
             default=None,
             help="lesion library (longisynth library build): copy and grow a real lesion from it",
         )
+        sp.add_argument(
+            "--archetypes",
+            type=Path,
+            default=None,
+            help="folder of your own archetype YAML files, added to the shipped ones (archetypes list)",
+        )
 
     g = sub.add_parser("generate", help="simulate a study on your scan")
     g.add_argument(
@@ -136,6 +142,7 @@ def _run_generate(args: argparse.Namespace, update: Callable[[str, float], None]
         progress=update,
         library=args.library,
         lesion_mask=lesion_mask,
+        archetypes=args.archetypes,
     )
     return study, {"read_input": round(read_s, 4)}
 
@@ -156,6 +163,7 @@ def _run_demo(args: argparse.Namespace, update: Callable[[str, float], None]) ->
         brain_tissues=demo.brain_tissues,
         progress=update,
         library=args.library,
+        archetypes=args.archetypes,
     )
     return study, {"build_phantom": round(time.perf_counter() - t0 - sum(study.timings_s.values()), 4)}
 

@@ -144,6 +144,13 @@ class DatasetDesign(_Model):
     allow_library: bool = Field(
         True, description="false: no case may copy a real lesion (library and source library refused)."
     )
+    archetypes: str | None = Field(
+        None,
+        description=(
+            "Folder of your own archetype YAML files (relative to the design file), added to the "
+            "shipped ones; spec.archetype and sample.archetype may name them."
+        ),
+    )
     max_lesion_reuse: int | None = Field(
         None, ge=1, description="At most this many cases copy the same library lesion."
     )
@@ -162,7 +169,7 @@ class DatasetDesign(_Model):
         fixed = self.spec.model_dump(mode="json", exclude_none=True)
         seen: list[str] = []
         for path, dist in self.sample.items():
-            _check_dist(path, dist, seen)
+            check_distribution(path, dist, seen)
             if fields.get(fixed, path) is not None:
                 raise ValueError(f"sample.{path}: the field is also fixed in spec; keep one")
             seen.append(path)
@@ -202,7 +209,9 @@ class DatasetDesign(_Model):
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-def _check_dist(path: str, dist: Any, earlier: list[str], nested: bool = False) -> None:
+def check_distribution(path: str, dist: Any, earlier: list[str], nested: bool = False) -> None:
+    """Raise ValueError unless ``dist`` can be sampled for spec field ``path`` (a conditional's
+    ``by`` must be one of the ``earlier`` fields)."""
     where = f"sample.{path}"
     try:
         fields.check_path(path)
@@ -224,7 +233,7 @@ def _check_dist(path: str, dist: Any, earlier: list[str], nested: bool = False) 
                 raise ValueError(
                     f"{where}: {key!r} is not a value of {dist.by} ({', '.join(sorted(by_levels))})"
                 )
-            _check_dist(path, sub, earlier, nested=True)
+            check_distribution(path, sub, earlier, nested=True)
         return
     if isinstance(dist, Choice):
         for value, _ in dist.options():

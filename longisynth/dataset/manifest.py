@@ -30,6 +30,7 @@ COLUMNS = [
     "stratum",
     "sampled",
     "family",
+    "archetype",  # the progression archetype of the case (empty: none)
     "nodule_type",
     "grade",
     "shape",
@@ -80,6 +81,7 @@ def plan_row(case: CasePlan) -> dict[str, Any]:
         s = case.resolved.model_dump(mode="json")
         row.update(
             family=s["family"],
+            archetype=s.get("archetype") or "",
             nodule_type=s["nodule_type"],
             grade=s["grade"],
             shape=s["shape"],

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from longisynth.archetypes import ArchetypeRegistry, load_registry
 from longisynth.dataset import fields
 from longisynth.dataset.design import DatasetDesign
 from longisynth.dataset.distributions import Choice, Conditional
@@ -58,6 +59,7 @@ class CasePlan:
     resolved: LesionSpec | None
     error: str | None = None
     library: str | None = None  # absolute path of the design's lesion library, if any
+    archetypes: str | None = None  # absolute path of the design's archetype folder, if any
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class Plan:
     design: DatasetDesign
     scans: list[ScanEntry]
     cases: list[CasePlan]
+    archetypes: ArchetypeRegistry | None = None  # the shipped ones plus the design's folder
 
 
 def _ss(design: DatasetDesign, *key: int) -> np.random.SeedSequence:
@@ -125,11 +128,14 @@ def sample_fields(
             if key not in subs:
                 continue  # no case for this value: the engine's default applies
             dist = subs[key]
-        out[path] = _draw(path, dist, rng, band.get(path))
+        out[path] = draw_value(path, dist, rng, band.get(path))
     return out
 
 
-def _draw(path: str, dist: Any, rng: np.random.Generator, bounds: tuple[float, float] | None) -> Any:
+def draw_value(
+    path: str, dist: Any, rng: np.random.Generator, bounds: tuple[float, float] | None = None
+) -> Any:
+    """One draw of ``dist`` for spec field ``path`` (canonical JSON value), inside ``bounds``."""
     if dist == "any":
         levels = fields.enum_levels(path) or []
         return levels[int(rng.integers(len(levels)))]
@@ -166,6 +172,7 @@ def plan_case(
     width: int = 5,
     library: Library | None = None,
     used: dict[str, int] | None = None,
+    archetypes: ArchetypeRegistry | None = None,
 ) -> CasePlan:
     """The concrete case of row ``row`` (an impossible spec gives a plan with ``error`` set).
 
@@ -197,6 +204,7 @@ def plan_case(
             lenient=design.lenient,
             library=library,
             exclude_lesions=full,
+            archetypes=archetypes,
         )
         if resolved.library_lesion_id is not None:
             request = request.model_copy(update={"library_lesion_id": resolved.library_lesion_id})
@@ -205,7 +213,34 @@ def plan_case(
     except (ValueError, ValidationError, LongisynthError) as exc:
         return CasePlan(case_id, row, scan, seed, stratum, sampled, None, None, _one_line(exc))
     where = None if library is None else str(library.root)
-    return CasePlan(case_id, row, scan, seed, stratum, sampled, request, resolved, library=where)
+    folder = None if archetypes is None else archetypes.user_dir
+    return CasePlan(
+        case_id, row, scan, seed, stratum, sampled, request, resolved, library=where, archetypes=folder
+    )
+
+
+def design_archetypes(design: DatasetDesign, base_dir: Path | str) -> ArchetypeRegistry:
+    """The archetypes a design may name: the shipped ones plus its ``archetypes`` folder.
+
+    Raises:
+        InvalidInputError: an unreadable folder or archetype, or a name in ``spec.archetype`` /
+            ``sample.archetype`` that no archetype has.
+    """
+    folder = None
+    if design.archetypes is not None:
+        root = Path(design.archetypes)
+        folder = root if root.is_absolute() else (Path(base_dir) / root).resolve()
+    registry = load_registry(folder)
+    names = [design.spec.archetype] if design.spec.archetype else []
+    dist = design.sample.get("archetype")
+    if isinstance(dist, Choice):
+        names += [str(v) for v, _ in dist.options()]
+    for name in names:
+        try:
+            registry.get(name)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"design: {exc}") from None
+    return registry
 
 
 def plan_dataset(design: DatasetDesign, base_dir: Path | str) -> Plan:
@@ -214,9 +249,10 @@ def plan_dataset(design: DatasetDesign, base_dir: Path | str) -> Plan:
     Raises:
         InvalidInputError: inputs that resolve to nothing, or a prompt that cannot be understood.
     """
+    registry = design_archetypes(design, base_dir)
     if design.prompt:
         try:
-            spec_from_prompt(design.prompt, lenient=design.lenient)
+            spec_from_prompt(design.prompt, lenient=design.lenient, archetypes=registry)
         except LongisynthError as exc:
             raise InvalidInputError(f"design prompt: {exc}") from None
     scans = resolve_inputs(design, Path(base_dir))
@@ -233,9 +269,9 @@ def plan_dataset(design: DatasetDesign, base_dir: Path | str) -> Plan:
     row = 0
     for scan in scans:
         for _ in range(scan.n_cases):
-            cases.append(plan_case(design, scan, row, width, library, used))
+            cases.append(plan_case(design, scan, row, width, library, used, registry))
             row += 1
-    return Plan(design, scans, cases)
+    return Plan(design, scans, cases, registry)
 
 
 def reference_sample(design: DatasetDesign, n: int = 10000, seed: int = 12345) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from longisynth.archetypes import ArchetypeRegistry
 from longisynth.dataset.design import DatasetDesign
 from longisynth.dataset.plan import reference_sample
 
@@ -78,8 +79,14 @@ def _fmt(d: dict[str, float] | None) -> str:
     return f"{d['mean']:.4g} [{d['q05']:.4g}, {d['q50']:.4g}, {d['q95']:.4g}]"
 
 
-def summary_markdown(design: DatasetDesign, rows: list[dict[str, Any]], dry_run: bool = False) -> str:
-    """Counts, errors, realised vs design per sampled field and (for a run) measured vs requested.
+def summary_markdown(
+    design: DatasetDesign,
+    rows: list[dict[str, Any]],
+    dry_run: bool = False,
+    archetypes: ArchetypeRegistry | None = None,
+) -> str:
+    """Counts, errors, realised vs design per sampled field, per archetype (its own distributions
+    against the cases that used it) and (for a run) measured vs requested.
 
     A function of the rows only (no run information such as skipped cases or timings), so the
     same dataset gives the same summary bytes however many runs it took."""
@@ -114,9 +121,120 @@ def summary_markdown(design: DatasetDesign, rows: list[dict[str, Any]], dry_run:
         for e in num:
             p = "—" if e["ks_p"] is None else f"{e['ks_p']:.3f}"
             lines.append(f"| {e['field']} | {_fmt(e['design'])} | {_fmt(e['realised'])} | {e['n']} | {p} |")
+    lines += _archetype_tables(design, rows, archetypes)
     if not dry_run:
         lines += _measured(rows)
     return "\n".join(lines) + "\n"
+
+
+def archetype_table(
+    design: DatasetDesign, rows: list[dict[str, Any]], archetypes: ArchetypeRegistry | None = None
+) -> list[dict[str, Any]]:
+    """Per archetype used by the rows: each field it draws, designed (the archetype's own
+    distribution, :meth:`~longisynth.archetypes.Archetype.reference_draws`) against realised (the
+    resolved specs of its cases). Fields the design fixes or samples itself are left out (the
+    archetype does not decide them); realised values also include what a case's request gave
+    itself (its prompt), which is why they may differ."""
+    from longisynth.archetypes import builtin_registry
+    from longisynth.dataset import fields
+
+    registry = archetypes or builtin_registry()
+    done = [r for r in rows if r.get("status") in ("ok", "planned") and r.get("archetype")]
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for r in done:
+        by_name.setdefault(str(r["archetype"]), []).append(r)
+    fixed = fields_of(design.spec.model_dump(mode="json", exclude_none=True))
+    out: list[dict[str, Any]] = []
+    for name in sorted(by_name):
+        arch = registry.get(name)
+        cases = by_name[name]
+        reference = arch.reference_draws(REFERENCE_DRAWS)
+        for path in arch.sample:
+            if path in fixed or path in design.sample:
+                continue
+            real = [v for v in (fields.get(r["spec"], path) for r in cases if r.get("spec")) if v is not None]
+            ref = [d[path] for d in reference if path in d]
+            if not ref:
+                continue
+            if _is_numeric(ref):
+                out.append(
+                    {
+                        "archetype": arch.key,
+                        "field": path,
+                        "kind": "numeric",
+                        "n": len(real),
+                        "design": _describe(ref),
+                        "realised": _describe(real) if real else None,
+                        "ks_p": float(stats.ks_2samp(real, ref).pvalue) if len(real) >= 2 else None,
+                    }
+                )
+                continue
+            ref_counts, real_counts = Counter(str(v) for v in ref), Counter(str(v) for v in real)
+            for value in sorted(set(ref_counts) | set(real_counts)):
+                p = ref_counts[value] / len(ref)
+                phat = real_counts[value] / len(real) if real else 0.0
+                out.append(
+                    {
+                        "archetype": arch.key,
+                        "field": path,
+                        "kind": "categorical",
+                        "value": value,
+                        "n": len(real),
+                        "design_share": p,
+                        "realised_share": phat,
+                        "count": real_counts[value],
+                    }
+                )
+    return out
+
+
+def fields_of(data: dict[str, Any], prefix: str = "") -> set[str]:
+    """Dotted paths of the leaves of a nested mapping."""
+    out: set[str] = set()
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out |= fields_of(value, f"{prefix}{key}.")
+        else:
+            out.add(f"{prefix}{key}")
+    return out
+
+
+def _archetype_tables(
+    design: DatasetDesign, rows: list[dict[str, Any]], archetypes: ArchetypeRegistry | None
+) -> list[str]:
+    table = archetype_table(design, rows, archetypes)
+    if not table:
+        return []
+    counts = Counter(
+        str(r["archetype"]) for r in rows if r.get("status") in ("ok", "planned") and r.get("archetype")
+    )
+    lines = [
+        "",
+        "Per archetype: its own distributions (design) against the cases that used it (realised); "
+        "cases: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ".",
+    ]
+    cat = [e for e in table if e["kind"] == "categorical"]
+    num = [e for e in table if e["kind"] == "numeric"]
+    if num:
+        lines += [
+            "",
+            "| archetype | field | design mean [q05, q50, q95] | realised mean [q05, q50, q95] | n | KS p |",
+            "|---|---|---|---|---:|---:|",
+        ]
+        for e in num:
+            p = "—" if e["ks_p"] is None else f"{e['ks_p']:.3f}"
+            lines.append(
+                f"| {e['archetype']} | {e['field']} | {_fmt(e['design'])} | {_fmt(e['realised'])} | "
+                f"{e['n']} | {p} |"
+            )
+    if cat:
+        lines += ["", "| archetype | field | value | design | realised (count) |", "|---|---|---|---:|---:|"]
+        for e in cat:
+            lines.append(
+                f"| {e['archetype']} | {e['field']} | {e['value']} | {e['design_share']:.1%} | "
+                f"{e['realised_share']:.1%} ({e['count']}) |"
+            )
+    return lines
 
 
 def _measured(rows: list[dict[str, Any]]) -> list[str]:

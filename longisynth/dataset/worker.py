@@ -121,6 +121,7 @@ def _simulate(task: CaseTask) -> Study:
         lenient=design.lenient,
         refine=design.refine,
         library=case.library,
+        archetypes=case.archetypes,
     )
     assert case.resolved is not None
     if study.spec.model_dump(mode="json") != case.resolved.model_dump(mode="json"):

@@ -16,6 +16,8 @@ from longisynth.spec import defaults
 from longisynth.spec.schema import (
     MAX_DIAMETER_MM,
     MIN_DIAMETER_MM,
+    MIN_DOUBLING_TIME_DAYS,
+    MIN_HALVING_TIME_DAYS,
     POSTERIOR_FOSSA,
     Attachment,
     Calcification,
@@ -129,7 +131,8 @@ def _resolve(spec: LesionSpec, modality: Modality, rng: np.random.Generator) -> 
         if s.nodule_type == NoduleType.PART_SOLID and s.solid_fraction is None:
             s.solid_fraction = defaults.DEFAULT_SOLID_FRACTION
         s.shape = s.shape or ShapeKind.SMOOTH
-        s.growth.law = s.growth.law or GrowthLaw.EXPONENTIAL
+        shrinks = s.growth.volume_ratio is not None and s.growth.volume_ratio < 1
+        s.growth.law = s.growth.law or (GrowthLaw.REGRESSING if shrinks else GrowthLaw.EXPONENTIAL)
         if s.growth.law == GrowthLaw.REACTION_DIFFUSION:
             raise InvalidInputError("reaction-diffusion growth is for gliomas; use exponential or gompertz")
         _resolve_attachment(s)
@@ -192,23 +195,70 @@ def _resolve_attachment(s: LesionSpec) -> None:
     loc.juxtapleural = wants_pleura
 
 
+def _resolve_volume_ratio(s: LesionSpec, dt_days: float) -> None:
+    """Turn ``growth.volume_ratio`` (last / first volume) into the rate or size it implies.
+
+    Lung nodules: doubling time = Δt·ln 2 / ln r (r > 1) or halving time = Δt·ln 2 / ln(1/r)
+    (r < 1), days, over the study's span Δt. Gliomas: final diameter = baseline · r^(1/3), mm.
+    """
+    r = s.growth.volume_ratio
+    assert r is not None and s.growth.law is not None
+    what = "doubles" if r == 2 else f"changes its volume by x{r:g}"
+    if s.family == Family.GLIOMA:
+        if r < 1:
+            raise InvalidInputError(
+                "gliomas grow by reaction-diffusion in longisynth: a volume ratio below 1 is for lung "
+                "nodules",
+                field="growth.volume_ratio",
+            )
+        if s.baseline_diameter_mm is None or s.diameter_mm is not None:
+            raise InvalidInputError(
+                "a glioma's volume ratio needs its baseline size and no final size "
+                "(e.g. '30 mm at baseline, doubling in volume')",
+                field="growth.volume_ratio",
+            )
+        s.diameter_mm = _implied_size(
+            s.baseline_diameter_mm * r ** (1 / 3), "final diameter", s.growth.law, s
+        )
+        return
+    law = s.growth.law
+    if law not in (GrowthLaw.EXPONENTIAL, GrowthLaw.REGRESSING) or (law == GrowthLaw.EXPONENTIAL) != (r > 1):
+        raise InvalidInputError(
+            f"a lesion that {what} over the study does not follow the {law.value} law",
+            field="growth.volume_ratio",
+        )
+    if s.growth.doubling_time_days is not None or s.growth.halving_time_days is not None:
+        raise InvalidInputError(
+            "give the volume ratio or the doubling / halving time, not both", field="growth.volume_ratio"
+        )
+    if s.diameter_mm is not None and s.baseline_diameter_mm is not None:
+        raise InvalidInputError(
+            "baseline size, final size and volume ratio over-determine the growth; give two of them",
+            field="growth.volume_ratio",
+        )
+    if dt_days <= 0:
+        raise InvalidInputError(
+            "a volume ratio needs a study longer than one scan (give timepoints or a duration)",
+            field="growth.volume_ratio",
+        )
+    rate = round(dt_days * math.log(2.0) / abs(math.log(r)), 3)
+    field = _rate_field(law)
+    bound = MIN_DOUBLING_TIME_DAYS if law == GrowthLaw.EXPONENTIAL else MIN_HALVING_TIME_DAYS
+    if rate < bound:
+        raise InvalidInputError(
+            f"a lesion that {what} in {dt_days:g} days has a {field.split('.')[1]} of {rate:g} days, "
+            f"below the {bound:g}-day minimum; give a longer study or a smaller change",
+            field=field,
+        )
+    if law == GrowthLaw.EXPONENTIAL:
+        s.growth.doubling_time_days = rate
+    else:
+        s.growth.halving_time_days = rate
+
+
 def _resolve_times_and_sizes(s: LesionSpec, rng: np.random.Generator) -> None:
     assert s.family is not None and s.growth.law is not None
     law = s.growth.law
-    if s.family == Family.LUNG_NODULE and s.nodule_type is not None:
-        if (
-            law == GrowthLaw.EXPONENTIAL
-            and s.growth.doubling_time_days is None
-            and not (s.diameter_mm and s.baseline_diameter_mm)
-        ):
-            s.growth.doubling_time_days = defaults.DEFAULT_VDT_DAYS[s.nodule_type]
-        if (
-            law == GrowthLaw.REGRESSING
-            and s.growth.halving_time_days is None
-            and not (s.diameter_mm and s.baseline_diameter_mm)
-        ):
-            s.growth.halving_time_days = 180.0
-
     # --- timepoints
     if s.timepoints_days is None:
         if s.schedule == Schedule.FLEISCHNER and s.family == Family.LUNG_NODULE:
@@ -227,8 +277,25 @@ def _resolve_times_and_sizes(s: LesionSpec, rng: np.random.Generator) -> None:
     s.duration_days = s.timepoints_days[-1] - s.timepoints_days[0]
     s.schedule = s.schedule or Schedule.EVEN
 
-    # --- sizes
+    # --- rates
     dt = s.duration_days
+    if s.growth.volume_ratio is not None:
+        _resolve_volume_ratio(s, dt)
+    if s.family == Family.LUNG_NODULE and s.nodule_type is not None:
+        if (
+            law == GrowthLaw.EXPONENTIAL
+            and s.growth.doubling_time_days is None
+            and not (s.diameter_mm and s.baseline_diameter_mm)
+        ):
+            s.growth.doubling_time_days = defaults.DEFAULT_VDT_DAYS[s.nodule_type]
+        if (
+            law == GrowthLaw.REGRESSING
+            and s.growth.halving_time_days is None
+            and not (s.diameter_mm and s.baseline_diameter_mm)
+        ):
+            s.growth.halving_time_days = 180.0
+
+    # --- sizes
     if s.family == Family.GLIOMA:
         assert s.grade is not None
         if s.diameter_mm is None and s.baseline_diameter_mm is not None:

@@ -169,6 +169,7 @@ MIN_DOUBLING_TIME_DAYS = 20.0
 # Fastest volume halving modelled: a week (a design bound: faster shrinkage than treated tumours show).
 MIN_HALVING_TIME_DAYS = 7.0
 MIN_INTERVAL_DAYS = 1.0  # follow-up scans are at least a day apart
+ARCHETYPE_NAME = r"^[a-z][a-z0-9_]{1,47}$"  # an archetype's name (its YAML file's stem)
 
 
 class _Model(BaseModel):
@@ -243,6 +244,23 @@ class GrowthSpec(_Model):
     diffusion_mm2_per_day: Number | None = Field(
         None, gt=0, le=10.0, description="Glioma diffusion in white matter D_white, mm^2/day."
     )
+    volume_ratio: Number | None = Field(
+        None,
+        gt=0,
+        le=1000.0,
+        description=(
+            "Last-scan volume / first-scan volume over the study (2: doubles, 0.5: halves). Lung "
+            "nodules: becomes the doubling (> 1) or halving (< 1) time over the study's span; "
+            "gliomas: the final size from the baseline size."
+        ),
+    )
+
+    @field_validator("volume_ratio")
+    @classmethod
+    def _ratio_not_one(cls, v: float | None) -> float | None:
+        if v is not None and abs(v - 1.0) < 1e-9:
+            raise ValueError("a volume ratio of 1 means no change: use growth law stable")
+        return v
 
 
 class LesionSpec(_Model):
@@ -292,6 +310,14 @@ class LesionSpec(_Model):
         None,
         pattern=r"^[0-9a-f]{4,64}$",
         description="With source library: the id (or a unique prefix of it) of the lesion to copy.",
+    )
+    archetype: str | None = Field(
+        None,
+        pattern=ARCHETYPE_NAME,
+        description=(
+            "A named progression archetype (longisynth archetypes list): distributions over the "
+            "fields this request leaves unset, drawn with the seed."
+        ),
     )
     seed: Count | None = Field(None, ge=0, lt=2**63, description="Random seed; same seed, same study.")
 

@@ -342,17 +342,20 @@ def test_unknown_words_are_named_in_order() -> None:
 
 
 def test_lenient_mode_returns_the_unknown_words_and_the_rest_of_the_spec() -> None:
-    spec, unknown = spec_from_prompt("slowly growing 8 mm nodule, banana, 4 scans", lenient=True)
-    assert unknown == ["slowly", "banana"]
+    spec, unknown = spec_from_prompt("purple 8 mm nodule, banana, 4 scans", lenient=True)
+    assert unknown == ["purple", "banana"]
     assert spec.diameter_mm == 8.0 and spec.n_timepoints == 4 and spec.family == Family.LUNG_NODULE
 
 
-def test_pace_words_are_a_glioma_grade_and_not_understood_for_a_nodule() -> None:
-    with pytest.raises(PromptNotUnderstoodError) as info:
-        spec_from_prompt("fast-growing nodule, 8 mm")
-    assert info.value.unknown_words == ["fast"]
+def test_pace_words_are_a_glioma_grade_and_a_nodule_doubling_time() -> None:
+    # issue 15: tempo words mean something for nodules too (a doubling time), no longer refused
+    spec, _ = spec_from_prompt("fast-growing nodule, 8 mm")
+    assert spec.growth.doubling_time_days == 67.0 and spec.diameter_mm == 8.0
     parsed = parse_prompt("slow-growing glioma")
     assert ("slow-growing", "grade") in parsed.matched
+    with pytest.raises(PromptNotUnderstoodError) as info:  # a stable nodule has no pace
+        spec_from_prompt("stable fast-growing nodule, 8 mm")
+    assert info.value.unknown_words == ["fast"]
 
 
 def test_leftover_numbers_are_unknown_words() -> None:

@@ -5,7 +5,8 @@ from longisynth.spec.prompt.parser import (
     ParsedPrompt,
     normalise,
     parse_prompt,
+    read_prompt,
     spec_from_prompt,
 )
 
-__all__ = ["MAX_PROMPT_CHARS", "ParsedPrompt", "normalise", "parse_prompt", "spec_from_prompt"]
+__all__ = ["MAX_PROMPT_CHARS", "ParsedPrompt", "normalise", "parse_prompt", "read_prompt", "spec_from_prompt"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 from longisynth.errors import InvalidInputError, PromptNotUnderstoodError
@@ -44,8 +45,87 @@ class Sink(Protocol):
         low); two different implied values are a contradiction."""
 
     def if_glioma(self, field: str, value: object, m: re.Match[str]) -> None:
-        """A value that only means something for a glioma (a pace word such as "slow-growing" is its
-        grade); when the prompt is about a lung nodule, the words are left as not understood."""
+        """A value that only means something for a glioma; when the prompt is about a lung nodule,
+        the words are left as not understood."""
+
+    def pace(self, kind: str, m: re.Match[str]) -> None:
+        """A tempo word ("slow-growing", "aggressive"): ``kind`` slow or fast. A glioma's grade, a
+        lung nodule's doubling time (:data:`LUNG_PACE_VDT_DAYS`), decided once the family is known."""
+
+    def size_word(self, kind: str, m: re.Match[str]) -> None:
+        """A size adjective ("small", "large"): ``kind`` a key of :data:`SIZE_WORDS`; its diameter
+        depends on the family, decided once the family is known."""
+
+
+# Tempo words of a lung nodule: the volume-doubling time they imply (days) unless the prompt gives
+# one. The geometric middles of the indolent (600–1500 d) and aggressive (30–150 d) archetypes'
+# ranges (Hasegawa et al., Br J Radiol 2000: pure ground-glass 813 ± 375 d, solid 149 ± 125 d).
+LUNG_PACE_VDT_DAYS = {"slow": 950.0, "fast": 67.0}
+
+
+@dataclass(frozen=True)
+class SizeWord:
+    """What a size adjective means for each family: the final longest diameter it implies (mm) and
+    the band of explicit sizes it agrees with (mm, inclusive)."""
+
+    lung_mm: float
+    lung_band: tuple[float, float]
+    glioma_mm: float
+    glioma_band: tuple[float, float]
+
+
+# Lung: Fleischner 2017's size categories (< 6 mm, 6–8 mm, > 8 mm) and the 30 mm nodule / mass
+# limit; "large" starts at Lung-RADS 4B's 15 mm. Gliomas: the 3/5 cm splits of low-grade series
+# (Chang 2008; Pignatti 2002) and the engine's 75 mm high-grade bound.
+SIZE_WORDS: dict[str, SizeWord] = {
+    "tiny": SizeWord(3.0, (0.1, 4.0), 15.0, (0.1, 20.0)),
+    "small": SizeWord(5.0, (0.1, 6.0), 25.0, (0.1, 30.0)),
+    "medium": SizeWord(7.0, (6.0, 8.0), 40.0, (30.0, 50.0)),
+    "large": SizeWord(20.0, (15.0, 30.0), 60.0, (50.0, 150.0)),
+    "huge": SizeWord(28.0, (20.0, 30.0), 70.0, (60.0, 150.0)),
+}
+
+
+def pace(kind: str) -> Handler:
+    def handler(m: re.Match[str], out: Sink) -> None:
+        out.pace(kind, m)
+
+    return handler
+
+
+def size_word(m: re.Match[str], out: Sink) -> None:
+    word = m["w"]
+    very = bool(m.groupdict().get("very"))
+    kind = {"little": "small", "big": "large", "sizeable": "large", "massive": "huge", "giant": "huge"}.get(
+        word, word
+    )
+    if kind.startswith("medium") or kind in ("intermediate", "moderate"):
+        kind = "medium"
+    if very and kind in ("small", "large"):
+        kind = "tiny" if kind == "small" else "huge"
+    out.size_word(kind, m)
+
+
+def volume_change(m: re.Match[str], out: Sink) -> None:
+    """ "doubles", "shrinks by half", "grows by 50 %", "triples in volume": the study's volume ratio.
+
+    Multiplier words ("doubles", "halves", "by half") are volumes unless "in diameter" follows (as
+    the doubling time is); percentages are diameters (RECIST) unless "in volume" follows."""
+    gd = m.groupdict()
+    if gd.get("pct"):
+        frac = to_number(gd["pct"]) / 100.0
+        factor = 1.0 - frac if gd.get("down") else 1.0 + frac
+        if factor <= 0:
+            raise InvalidInputError(f'"{m.group(0).strip()}": a lesion cannot shrink by 100 % or more')
+        by_volume = bool(gd.get("vol"))
+    else:
+        word = gd.get("mult") or gd["mult2"]
+        factor = {"doubl": 2.0, "tripl": 3.0, "quadrupl": 4.0, "halv": 0.5, "half": 0.5}[
+            next(k for k in ("doubl", "tripl", "quadrupl", "halv", "half") if word.startswith(k))
+        ]
+        by_volume = not gd.get("diam")
+    ratio = factor if by_volume else factor**3
+    out.put("growth.volume_ratio", float(f"{ratio:.6g}"), m)
 
 
 def if_glioma(fields: Mapping[str, object]) -> Handler:

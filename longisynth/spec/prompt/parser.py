@@ -38,17 +38,20 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from longisynth.errors import InvalidInputError, PromptNotUnderstoodError
 from longisynth.spec.defaults import DEFAULT_N_TIMEPOINTS
-from longisynth.spec.prompt.handlers import MAX_TIMEPOINTS, regular_times
+from longisynth.spec.prompt.handlers import LUNG_PACE_VDT_DAYS, MAX_TIMEPOINTS, SIZE_WORDS, regular_times
 from longisynth.spec.prompt.rules import RULES
 from longisynth.spec.schema import LesionSpec
 
-__all__ = ["MAX_PROMPT_CHARS", "ParsedPrompt", "normalise", "parse_prompt", "spec_from_prompt"]
+if TYPE_CHECKING:
+    from longisynth.archetypes import ArchetypeRegistry
+
+__all__ = ["MAX_PROMPT_CHARS", "ParsedPrompt", "normalise", "parse_prompt", "read_prompt", "spec_from_prompt"]
 
 MAX_PROMPT_CHARS = 4000  # keeps regex time bounded and every number far below int()'s digit limit
 
@@ -110,11 +113,17 @@ class ParsedPrompt:
         spec: a LesionSpec with only the fields the prompt set (``model_fields_set`` shows which).
         unknown_words: words that could not be placed, in order of appearance (lower case).
         matched: ``(phrase, field)`` for every field set, in order of appearance (for metadata).
+        archetype: the progression archetype the prompt names ("aggressive solid nodule",
+            "glioblastoma"), or None; kept apart from ``spec``, which holds the fields the words
+            themselves set (:func:`longisynth.api.merge_request` puts it into the request).
+        archetype_phrase: the words that named it.
     """
 
     spec: LesionSpec
     unknown_words: list[str]
     matched: list[tuple[str, str]]
+    archetype: str | None = None  # the archetype the prompt names (not a field of ``spec``)
+    archetype_phrase: str | None = None
 
 
 def normalise(text: str) -> str:
@@ -134,6 +143,9 @@ class _Builder:
         self.defaults: dict[str, tuple[Any, str, int]] = {}  # field -> (value, phrase, position)
         self.glioma_words: list[tuple[str, Any, str, int, int]] = []  # (field, value, phrase, start, end)
         self.not_placed: list[tuple[int, int]] = []  # consumed spans that turned out to mean nothing
+        self.paces: list[tuple[str, str, int, int]] = []  # (slow|fast, phrase, start, end)
+        self.size_words: list[tuple[str, str, int, int]] = []  # (kind, phrase, start, end)
+        self.archetype: tuple[str, str, int, int] | None = None  # (name, phrase, start, end)
 
     def put(self, field: str, value: object, m: re.Match[str]) -> None:
         self._put(field, value, " ".join(m.group(0).split()), m.start())
@@ -157,6 +169,12 @@ class _Builder:
     def if_glioma(self, field: str, value: object, m: re.Match[str]) -> None:
         self.glioma_words.append((field, value, " ".join(m.group(0).split()), m.start(), m.end()))
 
+    def pace(self, kind: str, m: re.Match[str]) -> None:
+        self.paces.append((kind, " ".join(m.group(0).split()), m.start(), m.end()))
+
+    def size_word(self, kind: str, m: re.Match[str]) -> None:
+        self.size_words.append((kind, " ".join(m.group(0).split()), m.start(), m.end()))
+
     def _put(self, field: str, value: object, phrase: str, pos: int) -> None:
         if field in self.fields:
             old, old_phrase = self.fields[field]
@@ -169,15 +187,63 @@ class _Builder:
             self.fields[field] = (value, phrase)
         self.matched.append((pos, phrase, field))
 
-    def finish(self) -> None:
+    def choose_archetype(
+        self, candidates: list[tuple[str, str, int, int]], registry: ArchetypeRegistry, understood: str
+    ) -> None:
+        """Keep the archetype the prompt names (see :func:`parse_prompt`).
+
+        ``candidates``: ``(name, phrase, start, end)`` of every archetype phrase found;
+        ``understood``: the prompt with the rules' matches blanked (to tell whether a phrase's words
+        mean something without the archetype)."""
+        kept: list[tuple[str, str, int, int]] = []
+        for name, phrase, start, end in candidates:
+            arch = registry.get(name)
+            fixed = arch.fixed_fields()
+            given = dict(self.fields)
+            if arch.family.value == "glioma" and "grade" not in given:  # a glioma's pace is its grade
+                for kind, pace_phrase, pace_start, _ in self.paces:
+                    if not start <= pace_start < end:
+                        given["grade"] = ("low" if kind == "slow" else "high", pace_phrase)
+            clash = [
+                f
+                for f in ("family", "nodule_type", "grade")
+                if f in fixed and f in given and given[f][0] != fixed[f]
+            ]
+            words_alone = not any(w not in FILLER for w in _TOKEN.findall(understood[start:end]))
+            if clash and (words_alone or "family" in clash):
+                if words_alone:
+                    continue  # "grade IV astrocytoma": the words mean their fields, not the archetype
+                f = clash[0]
+                raise PromptNotUnderstoodError(
+                    f'prompt contradicts itself: "{phrase}" is the {arch.family.value.replace("_", " ")} '
+                    f'archetype {name} but "{given[f][1]}" gives {f} = {_show(given[f][0])}'
+                )
+            kept.append((name, phrase, start, end))
+        names = list(dict.fromkeys(k[0] for k in kept))
+        if len(names) > 1:
+            first, second = (next(k for k in kept if k[0] == n) for n in names[:2])
+            raise PromptNotUnderstoodError(
+                f'prompt contradicts itself: "{first[1]}" names archetype {first[0]} and "{second[1]}" '
+                f"archetype {second[0]}; name one"
+            )
+        if kept:
+            self.archetype = kept[0]
+
+    def _in_archetype(self, start: int) -> bool:
+        return self.archetype is not None and self.archetype[2] <= start < self.archetype[3]
+
+    def finish(self, archetype_family: str | None = None) -> None:
         """Apply implied values, resolve plain sizes and open intervals; check counts against
-        lists and spans."""
-        lung = self.fields.get("family", (None, ""))[0] == "lung_nodule"
+        lists and spans. ``archetype_family``: the family of the archetype the prompt names (tempo
+        and size words inside its phrase, "aggressive solid nodule", belong to it and set nothing)."""
+        family = self.fields.get("family", (None, ""))[0] or archetype_family
+        lung = family == "lung_nodule"
         for field, value, phrase, start, end in self.glioma_words:
             if lung:
                 self.not_placed.append((start, end))
             else:
                 self._put(field, value, phrase, start)
+        self._finish_paces(lung)
         for field, (value, phrase, pos) in self.defaults.items():
             if field not in self.fields:
                 self._put(field, value, phrase, pos)
@@ -194,6 +260,7 @@ class _Builder:
             mm, phrase, pos = sizes[0]
             field = "baseline_diameter_mm" if "diameter_mm" in self.fields else "diameter_mm"
             self._put(field, mm, phrase, pos)
+        self._finish_size_words(family)
         if len(self.intervals) > 1:
             raise PromptNotUnderstoodError("prompt contradicts itself: more than one scan interval")
         if self.intervals:
@@ -212,6 +279,49 @@ class _Builder:
                     f'prompt contradicts itself: "{span[1]}" but "{times[1]}" spans '
                     f"{days[-1] - days[0]:g} days"
                 )
+
+    def _finish_paces(self, lung: bool) -> None:
+        """Tempo words: a glioma's grade; a lung nodule's doubling time unless one is given (only
+        for an exponential law: "slow-growing" says nothing about a stable or shrinking nodule)."""
+        for kind, phrase, start, end in self.paces:
+            if self._in_archetype(start):
+                continue
+            if not lung:
+                self._put("grade", "low" if kind == "slow" else "high", phrase, start)
+                continue
+            law = self.fields.get("growth.law", (None, ""))[0]
+            if law not in (None, "exponential") or "growth.volume_ratio" in self.fields:
+                self.not_placed.append((start, end))
+            elif "growth.doubling_time_days" not in self.fields:
+                self._put("growth.doubling_time_days", LUNG_PACE_VDT_DAYS[kind], phrase, start)
+
+    def _finish_size_words(self, family: str | None) -> None:
+        """Size adjectives: the final diameter of the family's scale, or a check of the size given."""
+        for kind, phrase, start, _end in self.size_words:
+            if self._in_archetype(start):
+                continue
+            if family is None:
+                raise PromptNotUnderstoodError(
+                    f'"{phrase}" depends on the lesion: say "{phrase} nodule" or "{phrase} glioma", '
+                    "or give the size in mm",
+                    [phrase],
+                )
+            meaning = SIZE_WORDS[kind]
+            lung = family == "lung_nodule"
+            value, (lo, hi) = (
+                (meaning.lung_mm, meaning.lung_band) if lung else (meaning.glioma_mm, meaning.glioma_band)
+            )
+            given = self.fields.get("diameter_mm") or self.fields.get("baseline_diameter_mm")
+            if given is None:
+                self._put("diameter_mm", value, phrase, start)
+            elif not lo <= float(given[0]) <= hi:  # type: ignore[arg-type]
+                what = "lung nodule" if lung else "glioma"
+                raise PromptNotUnderstoodError(
+                    f'prompt contradicts itself: "{phrase}" means {lo:g}–{hi:g} mm for a {what} but '
+                    f'"{given[1]}" gives {_show(given[0])} mm; drop one'
+                )
+            else:
+                self.matched.append((start, phrase, "diameter_mm"))
 
     def _resolve_interval(self, step_days: float, phrase: str, pos: int) -> None:
         if "timepoints_days" in self.fields:
@@ -272,13 +382,15 @@ def _show(value: object) -> str:
     return str(value)
 
 
-def parse_prompt(text: str) -> ParsedPrompt:
+def parse_prompt(text: str, archetypes: ArchetypeRegistry | None = None) -> ParsedPrompt:
     """Parse a free-text prompt into the LesionSpec fields it sets.
 
     Args:
         text: e.g. "part-solid nodule, 8 mm at baseline, doubling time 300 days, scans at 0, 3,
             6 and 12 months". Sizes may be in mm/cm or volumes (mm³, cc, ml), times in
             days/weeks/months/years (month = 30.4375 days, year = 365.25 days).
+        archetypes: the archetypes whose names and aliases the prompt may use (default: the
+            shipped set).
 
     Returns:
         the spec (only fields the prompt set), the unknown words and the matched phrases.
@@ -293,8 +405,17 @@ def parse_prompt(text: str) -> ParsedPrompt:
         raise InvalidInputError(
             f"prompt is {len(text)} characters long; at most {MAX_PROMPT_CHARS} are accepted"
         )
-    work = normalise(text)
+    from longisynth.archetypes import builtin_registry
+
+    registry = archetypes or builtin_registry()
+    original = normalise(text)
+    work = original
     builder = _Builder()
+    explicit: list[tuple[str, str, int, int]] = []
+    for m in _EXPLICIT_ARCHETYPE.finditer(work):
+        name = registry.get(m["name"].replace("-", "_")).name  # unknown: an error naming close ones
+        explicit.append((name, " ".join(m.group(0).split()), m.start(), m.end()))
+        work = work[: m.start()] + _BLANK * (m.end() - m.start()) + work[m.end() :]
     for rule in RULES:
         spans = []
         for m in rule.pattern.finditer(work):
@@ -303,33 +424,91 @@ def parse_prompt(text: str) -> ParsedPrompt:
                 spans.append(m.span())
         for start, end in spans:
             work = work[:start] + _BLANK * (end - start) + work[end:]
-    builder.finish()
-    original = normalise(text)
+    builder.choose_archetype(explicit + _archetype_phrases(original, registry, explicit), registry, work)
+    chosen = builder.archetype
+    builder.finish(registry.get(chosen[0]).family.value if chosen else None)
     for start, end in builder.not_placed:  # words that mean nothing here count as unknown
         work = work[:start] + original[start:end] + work[end:]
+    if chosen is not None:  # the archetype's words are understood: they name it
+        work = work[: chosen[2]] + _BLANK * (chosen[3] - chosen[2]) + work[chosen[3] :]
     spec = builder.spec()
     unknown = list(dict.fromkeys(w for w in _TOKEN.findall(work) if w not in FILLER))
     matched = [(phrase, field) for _, phrase, field in sorted(builder.matched)]
-    return ParsedPrompt(spec, unknown, matched)
+    if chosen is not None:
+        matched.append((chosen[1], "archetype"))
+    return ParsedPrompt(spec, unknown, matched, chosen[0] if chosen else None, chosen[1] if chosen else None)
 
 
-def spec_from_prompt(text: str, lenient: bool = False) -> tuple[LesionSpec, list[str]]:
+_EXPLICIT_ARCHETYPE = re.compile(r"\barchetype\s*[:=]?\s*\"?(?P<name>[a-z][a-z0-9_-]{1,47})\"?")
+_ALIAS_PATTERNS: dict[tuple[tuple[str, str], ...], list[tuple[re.Pattern[str], str, str]]] = {}
+
+
+def _alias_patterns(registry: ArchetypeRegistry) -> list[tuple[re.Pattern[str], str, str]]:
+    """One regular expression per archetype phrase (words joined by spaces or hyphens, plural
+    allowed), longest phrase first; cached per set of phrases."""
+    key = tuple(registry.aliases())
+    if key not in _ALIAS_PATTERNS:
+        out = []
+        for phrase, name in key:
+            words = [re.escape(w) for w in phrase.split()]
+            regex = r"(?<![\w-])" + r"[\s-]+".join(words) + r"(?:e?s)?(?![\w-])"
+            out.append((re.compile(regex), phrase, name))
+        _ALIAS_PATTERNS[key] = out
+    return _ALIAS_PATTERNS[key]
+
+
+def _archetype_phrases(
+    text: str, registry: ArchetypeRegistry, taken: list[tuple[str, str, int, int]]
+) -> list[tuple[str, str, int, int]]:
+    """``(name, phrase, start, end)`` of archetype phrases in the normalised prompt, longest first
+    where phrases overlap ("aggressive solid nodule" wins over "aggressive nodule")."""
+    found: list[tuple[str, str, int, int]] = []
+    spans = [(t[2], t[3]) for t in taken]
+    for pattern, _, name in _alias_patterns(registry):
+        for m in pattern.finditer(text):
+            if all(m.end() <= a or m.start() >= b for a, b in spans):
+                found.append((name, " ".join(m.group(0).split()), m.start(), m.end()))
+                spans.append(m.span())
+    return sorted(found, key=lambda f: f[2])
+
+
+def read_prompt(
+    text: str, lenient: bool = False, archetypes: ArchetypeRegistry | None = None
+) -> ParsedPrompt:
+    """:func:`parse_prompt`, refusing unknown words unless ``lenient``.
+
+    Raises:
+        PromptNotUnderstoodError: unknown words remain and not ``lenient``: the message names them
+            with the closest known words and archetypes (``err.unknown_words`` lists them).
+    """
+    parsed = parse_prompt(text, archetypes)
+    if parsed.unknown_words and not lenient:
+        from longisynth.spec.prompt.vocabulary import suggestions
+
+        words = ", ".join(f'"{w}"' for w in parsed.unknown_words)
+        hint = suggestions(parsed.unknown_words, archetypes)
+        raise PromptNotUnderstoodError(
+            f"prompt not understood: could not place {words}{hint} (use --lenient to ignore them)",
+            parsed.unknown_words,
+        )
+    return parsed
+
+
+def spec_from_prompt(
+    text: str, lenient: bool = False, archetypes: ArchetypeRegistry | None = None
+) -> tuple[LesionSpec, list[str]]:
     """The spec a prompt asks for, and the words that were not understood.
 
     Args:
         text: the prompt; empty or whitespace gives an empty spec.
         lenient: accept unknown words (they are returned, e.g. for metadata) instead of failing.
+        archetypes: see :func:`parse_prompt`. The archetype a prompt names is not part of the
+            returned spec (:func:`read_prompt` gives it).
 
     Raises:
         PromptNotUnderstoodError: unknown words remain and not ``lenient`` (the message names them,
             ``err.unknown_words`` lists them), or see :func:`parse_prompt`.
         InvalidInputError: see :func:`parse_prompt`.
     """
-    parsed = parse_prompt(text)
-    if parsed.unknown_words and not lenient:
-        words = ", ".join(f'"{w}"' for w in parsed.unknown_words)
-        raise PromptNotUnderstoodError(
-            f"prompt not understood: could not place {words} (use --lenient to ignore them)",
-            parsed.unknown_words,
-        )
+    parsed = read_prompt(text, lenient, archetypes)
     return parsed.spec, parsed.unknown_words

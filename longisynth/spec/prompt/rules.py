@@ -29,7 +29,7 @@ from longisynth.spec.prompt.handlers import (
     every,
     every_for,
     grade,
-    if_glioma,
+    pace,
     place,
     plain_size,
     point,
@@ -38,8 +38,10 @@ from longisynth.spec.prompt.handlers import (
     sets,
     size_field,
     size_range,
+    size_word,
     solid_fraction,
     time_list,
+    volume_change,
 )
 from longisynth.spec.prompt.units import (
     NUM,
@@ -138,13 +140,13 @@ RULES: list[Rule] = [
     _rule(r"\b[23]-?d\b", _skip),  # "3D" (not 3 days)
     # a glioma's pace is its grade (docs/design.md §3.2); before the sizes, which read "growing to"
     _rule(
-        r"\b(?:slow(?:ly)?[\s-]*(?:growing|progressing|evolving)|indolent)\b",
-        if_glioma({"grade": "low"}),
+        r"\b(?:slow(?:ly)?[\s-]*(?:growing|progressing|evolving|enlarging)|indolent|slow)\b",
+        pace("slow"),
     ),
     _rule(
-        r"\b(?:(?:fast|rapid(?:ly)?|quick(?:ly)?)[\s-]*(?:growing|progressing|evolving)"
-        r"|(?:highly\s+)?aggressive)\b",
-        if_glioma({"grade": "high"}),
+        r"\b(?:(?:fast|rapid(?:ly)?|quick(?:ly)?)[\s-]*(?:growing|progressing|evolving|enlarging)"
+        r"|(?:highly\s+)?aggressive|fast|rapid)\b",
+        pace("fast"),
     ),
     # explicit points: before any rule that reads bare numbers
     _rule(
@@ -195,6 +197,18 @@ RULES: list[Rule] = [
             rf"\b(?:(?:volume\s+)?halving[\s-]+time|half[\s-]+life){SEP}",
             r"\bhalv(?:es|ing)(?:\s+in\s+(?:volume|size))?\s+(?:every|in)\s+",
         )
+    ),
+    # what happens to the volume over the study ("doubles", "shrinks by half", "grows by 50 %")
+    _rule(
+        r"\b(?:(?:shrink|decreas|reduc|regress|diminish)(?:es|s|ing|ed)?\s+by\s+(?:a\s+|one\s+)?(?P<mult>half)"
+        r"|(?P<mult2>doubl|tripl|quadrupl|halv)(?:es|ed|ing|e)\b(?!\s+(?:every|time|in\s+(?:\d|one|two)))"
+        r"(?:\s+(?:in|its)\s+(?:(?P<diam>diameter)|volume|size))?)",
+        volume_change,
+    ),
+    _rule(
+        rf"\b(?:(?P<down>shrink|decreas|reduc|regress|diminish)|grow|increas|enlarg|expand)(?:es|s|ing|ed|e)?"
+        rf"\s+by\s+(?:about\s+)?(?P<pct>{NUM})\s*(?:%|percent)(?:\s+(?:in|of)\s+(?:(?P<vol>volume)|diameter|size))?",
+        volume_change,
     ),
     _rule(
         rf"(?:\bproliferation(?:\s+rate)?|\brho\b|ρ){SEP}(?P<v>{NUM})"
@@ -254,6 +268,13 @@ RULES: list[Rule] = [
     _rule(
         size_re("s") + r"\s+solid\s+(?:component|core|part|portion)",
         _reject("'{word}': give the solid component as a fraction ('solid fraction 0.5' or '50% solid')"),
+    ),
+    # size adjectives ("small", "very large"); "small cell" is a histology, not a size
+    _rule(
+        r"\b(?P<very>very\s+|really\s+)?(?P<w>tiny|small|little|large|big|huge|sizeable|massive|giant"
+        r"|medium(?:[\s-]+sized)?|intermediate(?:[\s-]+sized)?|moderate(?:[\s-]+sized)?)\b"
+        r"(?!\s+cell)(?:[\s-]+sized)?",
+        size_word,
     ),
     # sizes
     _rule(
