@@ -116,7 +116,9 @@ def summary_markdown(design: DatasetDesign, rows: list[dict[str, Any]], dry_run:
             lines.append(f"| {e['field']} | {_fmt(e['design'])} | {_fmt(e['realised'])} | {e['n']} | {p} |")
     if not dry_run:
         lines += _measured(rows)
-    return "\n".join(lines) + "\n"
+    from longisynth.review.apply import review_section
+
+    return "\n".join(lines) + "\n" + ("" if dry_run else review_section(rows))
 
 
 def _measured(rows: list[dict[str, Any]]) -> list[str]:
