@@ -38,6 +38,7 @@ class CaseView:
     masks: list[NDArray[np.uint8]]
     presets: list[dict[str, Any]]
     default_preset: str
+    focus: tuple[int, int, int]  # lesion centre (union of the masks) in crop voxels: first slices shown
 
     def public(self) -> dict[str, Any]:
         """What the page needs besides the voxels (JSON)."""
@@ -49,6 +50,7 @@ class CaseView:
             "timepoints": self.timepoints,
             "presets": self.presets,
             "default_preset": self.default_preset,
+            "focus": list(self.focus),
         }
 
 
@@ -85,10 +87,13 @@ def load_case_view(bundle: Path, crop_voxels: int = REVIEW_CROP_VOXELS) -> CaseV
     union = np.logical_or.reduce(masks)
     if union.any():
         idx = np.nonzero(union)
-        centre = np.array([(int(i.min()) + int(i.max())) // 2 for i in idx], dtype=np.int64)
+        lesion = np.array([(int(i.min()) + int(i.max())) // 2 for i in idx], dtype=np.int64)
     else:
-        centre = np.array(shape, dtype=np.int64) // 2
+        lesion = np.array(shape, dtype=np.int64) // 2
     size = (min(crop_voxels, shape[0]), min(crop_voxels, shape[1]), min(crop_voxels, shape[2]))
+    # the box inside the image (no padding), as centred on the lesion as that allows
+    start = np.clip(lesion - np.asarray(size) // 2, 0, np.asarray(shape) - np.asarray(size))
+    centre = start + np.asarray(size) // 2
     base = vols[0]
     pad = -1024.0 if base.modality == "ct" else 0.0
     lo, hi = _mri_scale(base) if base.modality == "mri" else (0.0, 1.0)
@@ -104,4 +109,7 @@ def load_case_view(bundle: Path, crop_voxels: int = REVIEW_CROP_VOXELS) -> CaseV
         np.asarray(crop_at(m.astype(np.float32), centre, 0.0, size) > 0.5, dtype=np.uint8) for m in masks
     ]
     presets, default = presets_for(images[0], base.modality)
-    return CaseView(contrast, base.modality, size, base.spacing_mm, tps, images, crops, presets, default)
+    focus = (int(lesion[0] - start[0]), int(lesion[1] - start[1]), int(lesion[2] - start[2]))
+    return CaseView(
+        contrast, base.modality, size, base.spacing_mm, tps, images, crops, presets, default, focus
+    )

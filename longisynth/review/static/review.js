@@ -24,9 +24,12 @@ function statusOf(caseId) {
 
 function nTimepoints() { return S.viewer.panels.length || 1; }
 
+// Views fit the viewer's width (one column per timepoint) and, three rows high, the window's height.
 const viewPx = () => {
   const n = nTimepoints();
-  return Math.max(VIEW_PX[0], Math.min(VIEW_PX[1], Math.floor(($("viewer").clientWidth - 24 * n) / n)));
+  const byWidth = Math.floor(($("viewer").clientWidth - 24 * n) / n);
+  const byHeight = Math.floor((window.innerHeight - 200) / 3) - 40;
+  return Math.max(VIEW_PX[0], Math.min(VIEW_PX[1], byWidth, byHeight));
 };
 
 function renderList() {
@@ -133,7 +136,7 @@ async function loadCase(index) {
     + " timepoints · " + info.contrast.toUpperCase();
   $("case-label").dataset.case = c.id;
   S.viewer.setPanels(buildGrid(info));
-  S.viewer.load(vols, info.shape, info.spacing_mm, info.presets, info.default_preset);
+  S.viewer.load(vols, info.shape, info.spacing_mm, info.presets, info.default_preset, info.focus);
   fillForm(c.id);
   updateHeader();
 }

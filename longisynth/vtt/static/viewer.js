@@ -38,9 +38,10 @@ class SliceViewer {
   }
 
   // vols: [{data: Int16Array, mask: Uint8Array | null}], one per panel, all of one shape.
-  load(vols, shape, spacing, presets, defaultPreset) {
+  // focus: voxel [x, y, z] whose slices are shown first (default: the middle).
+  load(vols, shape, spacing, presets, defaultPreset, focus) {
     this.vols = vols; this.shape = shape; this.spacing = spacing;
-    this.slice = shape.map((n) => Math.floor(n / 2));
+    this.slice = focus ? focus.slice() : shape.map((n) => Math.floor(n / 2));
     const box = this.bar.presets;
     box.textContent = "";
     for (const p of presets) {
