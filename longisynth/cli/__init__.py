@@ -1,5 +1,5 @@
-"""The command line: ``longisynth generate | demo | inspect | serve | evaluate | vtt | dataset | library |
-archetypes``.
+"""The command line: ``longisynth generate | demo | inspect | serve | evaluate | vtt | review |
+dataset | library | archetypes``.
 
 Each sub-command parses its arguments and calls plain functions of the package; every error ends
 as one line on stderr and an exit code (:mod:`.errors`): 0 success, 2 bad input, 1 internal error.
@@ -25,6 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     from longisynth.cli.library import add_library_commands
     from longisynth.dataset.cli import add_dataset_commands
     from longisynth.evaluate.cli import add_evaluate_command
+    from longisynth.review.cli import add_review_command
     from longisynth.vtt.cli import add_vtt_commands
 
     p = argparse.ArgumentParser(prog="longisynth", description="Synthetic longitudinal lesions in 3D scans.")
@@ -35,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     add_dataset_commands(sub)
     add_evaluate_command(sub)
     add_vtt_commands(sub)
+    add_review_command(sub)
     add_library_commands(sub)
     add_archetype_commands(sub)
     return p
@@ -55,6 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from longisynth.vtt.cli import run_vtt_command
 
         return run_vtt_command(args)
+    if args.command == "review":
+        from longisynth.review.cli import run_review_command
+
+        return run_review_command(args)
     if args.command == "evaluate":
         from longisynth.evaluate.cli import run_evaluate_command
 

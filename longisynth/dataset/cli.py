@@ -1,4 +1,4 @@
-"""``longisynth dataset run | plan``: argument parsing and the progress display; the work is in
+"""``longisynth dataset run | plan | export``: argument parsing and the progress display; the work is in
 :mod:`longisynth.dataset.runner`.
 
 Exit codes as the rest of the CLI: 0 done (failed cases are rows of the manifest, counted in the
@@ -17,7 +17,7 @@ FORMATS = ("nnunet", "monai", "bids", "dicom")
 
 
 def add_dataset_commands(sub: Any) -> None:
-    """Register ``dataset run`` and ``dataset plan`` on the top-level sub-parsers."""
+    """Register ``dataset run``, ``dataset plan`` and ``dataset export`` on the top-level sub-parsers."""
     ds = sub.add_parser("dataset", help="make a synthetic training set from a design file")
     dsub = ds.add_subparsers(dest="dataset_command", required=True)
 
@@ -43,6 +43,26 @@ def add_dataset_commands(sub: Any) -> None:
     )
     plan = dsub.add_parser("plan", help="dry run: every case's concrete spec and seed, no images")
     common(plan)
+    exp = dsub.add_parser(
+        "export",
+        help="write export layouts of a finished run into a new folder (e.g. without rejected cases)",
+    )
+    exp.add_argument(
+        "run_dir", type=Path, metavar="RUN_DIR", help="output folder of 'longisynth dataset run'"
+    )
+    exp.add_argument("-o", "--output", type=Path, required=True, help="new export folder")
+    exp.add_argument(
+        "--format",
+        action="append",
+        required=True,
+        metavar="FMT",
+        help=f"export layout(s), repeatable or comma-separated: {', '.join(FORMATS)}",
+    )
+    exp.add_argument(
+        "--skip-rejected", action="store_true", help="leave out cases rejected in 'longisynth review'"
+    )
+    exp.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+    exp.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
 
 
 def _formats(values: list[str] | None) -> list[Any] | None:
@@ -109,6 +129,8 @@ def run_dataset_command(args: argparse.Namespace) -> int:
     """Entry point of ``longisynth dataset ...`` (called by :func:`longisynth.cli.main`)."""
     from longisynth.cli.errors import guarded
 
+    if args.dataset_command == "export":
+        return _export_command(args)
     update, stop = _progress_display(args.quiet or args.dataset_command == "plan")
     outcome: list[tuple[Any, str]] = []
 
@@ -154,3 +176,20 @@ def run_dataset_command(args: argparse.Namespace) -> int:
         print(report.summary, file=sys.stderr)
         print(message, file=sys.stderr)
     return code
+
+
+def _export_command(args: argparse.Namespace) -> int:
+    from longisynth.cli.errors import guarded
+
+    def run() -> int:
+        from longisynth.dataset.export import export_run
+
+        report = export_run(
+            args.run_dir, args.output, _formats(args.format) or [], skip_rejected=args.skip_rejected
+        )
+        if not args.quiet:
+            skipped = f"; skipped {len(report.skipped)} rejected" if report.skipped else ""
+            print(f"exported {len(report.exported)} cases to {report.dest}{skipped}", file=sys.stderr)
+        return 0
+
+    return guarded(run, debug=args.debug)

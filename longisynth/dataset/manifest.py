@@ -57,6 +57,10 @@ COLUMNS = [
     "bundle",
     "bundle_sha256",
     "outputs",
+    # expert review (longisynth review; see longisynth.review.apply): last verdict of the case
+    "review_status",  # unreviewed | accepted | rejected | edit_archetype
+    "review_reason",  # rejection reason code (e.g. visible_seam), else empty
+    "review_note",  # the reviewer's free text
 ]
 LIST_COLUMNS = {"timepoints_days", "volumes_mm3", "simulated_volumes_mm3", "diameters_mm"}
 JSON_COLUMNS = {"stratum", "sampled", "spec", "checks", "soft_warnings", "outputs"}

@@ -8,6 +8,7 @@ Output folder::
     cases/<case_id>.error.json  # error row of a failed case (retried by the next run)
     nnunet/ monai/ bids/ dicom/ # the requested export layouts
     manifest.csv, manifest.parquet, summary.md
+    review/verdicts.jsonl       # expert verdicts (longisynth review), read into the manifest
     run_log.jsonl               # per case: seconds, worker, backend (the only non-deterministic file)
 
 Everything except ``run_log.jsonl`` is a function of the design and the input files, whatever
@@ -32,6 +33,7 @@ from longisynth.dataset.store import Layout, atomic_json, atomic_write, marker_i
 from longisynth.dataset.summary import summary_markdown
 from longisynth.dataset.worker import CaseResult, CaseTask
 from longisynth.errors import InvalidInputError
+from longisynth.review.apply import merge_review
 
 
 @dataclass
@@ -223,6 +225,8 @@ def _execute(
     finally:
         _append_log(out / "run_log.jsonl", log_lines, backend, sched)
         all_rows = [rows.get(c.row) or {**plan_row(c), "status": "pending"} for c in plan.cases]
+        all_rows = [dict(r) for r in all_rows]
+        merge_review(all_rows, out)  # expert verdicts (review/verdicts.jsonl), kept across reruns
         files = write_manifest(all_rows, out)
         files += _finalize_formats(layout, design, formats, all_rows)
         summary = summary_markdown(design, all_rows, archetypes=plan.archetypes)

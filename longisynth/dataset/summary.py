@@ -124,7 +124,9 @@ def summary_markdown(
     lines += _archetype_tables(design, rows, archetypes)
     if not dry_run:
         lines += _measured(rows)
-    return "\n".join(lines) + "\n"
+    from longisynth.review.apply import review_section
+
+    return "\n".join(lines) + "\n" + ("" if dry_run else review_section(rows))
 
 
 def archetype_table(

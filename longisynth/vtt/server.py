@@ -4,7 +4,7 @@ The server never opens ``key.json``: it only knows ``study.json`` (public) and t
 endpoint can leak the truth. Endpoints:
 
     GET  /                                  the reading page (static/index.html)
-    GET  /static/{app.js, app.css}          its script and style
+    GET  /static/{app.js, viewer.js, app.css}  its script, the shared slice viewer, its style
     GET  /api/study                         public item list (ids, shapes, spacing, presets)
     GET  /api/items/{id}/volume             int16 little-endian voxels, C order (x, y, z)
     GET  /api/readers/{reader}/progress     answered ids and the first unanswered index
@@ -28,15 +28,22 @@ from longisynth.errors import InvalidInputError
 from longisynth.vtt.store import AnswerStore, parse_answer, validate_reader
 from longisynth.vtt.study import read_public
 
-STATIC_FILES = {"app.js": "text/javascript", "app.css": "text/css", "index.html": "text/html"}
+STATIC_FILES = {
+    "app.js": "text/javascript",
+    "viewer.js": "text/javascript",  # the slice viewer, shared with the expert review page
+    "app.css": "text/css",
+    "index.html": "text/html",
+}
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def _static(name: str) -> bytes:
-    return resources.files("longisynth.vtt").joinpath("static", name).read_bytes()
+def static_file(name: str, package: str = "longisynth.vtt") -> bytes:
+    """A file of ``<package>/static`` (package data; the review page reuses the VTT's viewer)."""
+    return resources.files(package).joinpath("static", name).read_bytes()
 
 
-def _error(status: int, message: str) -> JSONResponse:
+def json_error(status: int, message: str) -> JSONResponse:
+    """``{"error": message}`` with ``status``, never cached (every API error of the reading pages)."""
     return JSONResponse({"error": message}, status_code=status, headers=NO_STORE)
 
 
@@ -47,7 +54,7 @@ def create_app(study: Path) -> Starlette:
     ids = [it["id"] for it in items]
     known = set(ids)
     store = AnswerStore(study)
-    static = {name: _static(name) for name in STATIC_FILES}
+    static = {name: static_file(name) for name in STATIC_FILES}
 
     def page(request: Request) -> Response:
         return Response(static["index.html"], media_type="text/html", headers=NO_STORE)
@@ -55,7 +62,7 @@ def create_app(study: Path) -> Starlette:
     def asset(request: Request) -> Response:
         name = request.path_params["name"]
         if name not in STATIC_FILES or name == "index.html":
-            return _error(404, "not found")
+            return json_error(404, "not found")
         return Response(static[name], media_type=STATIC_FILES[name], headers=NO_STORE)
 
     def study_info(request: Request) -> Response:
@@ -64,7 +71,7 @@ def create_app(study: Path) -> Starlette:
     def volume(request: Request) -> Response:
         item_id = request.path_params["item_id"]
         if item_id not in known:  # only ids from study.json: no path built from user text
-            return _error(404, "unknown item")
+            return json_error(404, "unknown item")
         arr = np.load(study / "items" / f"{item_id}.npy", allow_pickle=False)
         data = np.ascontiguousarray(arr, dtype="<i2").tobytes()
         return Response(data, media_type="application/octet-stream", headers=NO_STORE)
@@ -73,7 +80,7 @@ def create_app(study: Path) -> Starlette:
         try:
             reader = validate_reader(request.path_params["reader"])
         except InvalidInputError as exc:
-            return _error(400, str(exc))
+            return json_error(400, str(exc))
         done = store.answered(reader)
         next_index = next((i for i, item_id in enumerate(ids) if item_id not in done), len(ids))
         return JSONResponse(
@@ -84,17 +91,17 @@ def create_app(study: Path) -> Starlette:
     async def answer(request: Request) -> Response:
         item_id = request.path_params["item_id"]
         if item_id not in known:
-            return _error(404, "unknown item")
+            return json_error(404, "unknown item")
         try:
             body = json.loads(await request.body())
         except ValueError:
-            return _error(400, "body must be JSON")
+            return json_error(400, "body must be JSON")
         if not isinstance(body, dict):
-            return _error(400, "body must be a JSON object")
+            return json_error(400, "body must be a JSON object")
         try:
             ans = parse_answer(request.path_params["reader"], item_id, body)
         except InvalidInputError as exc:
-            return _error(400, str(exc))
+            return json_error(400, str(exc))
         store.upsert(ans)  # sub-millisecond local write; committed before we reply
         done = store.answered(ans.reader_id)
         next_index = next((i for i, x in enumerate(ids) if x not in done), len(ids))

@@ -138,13 +138,19 @@ def _lesion_centre(mask: NDArray[np.bool_], rng: np.random.Generator) -> NDArray
     return np.asarray(centre + rng.integers(-limit, limit + 1), dtype=np.int64)
 
 
-def crop_at(data: NDArray[np.float32], centre: NDArray[np.int64], pad_value: float) -> NDArray[np.float32]:
-    """``CROP_VOXELS``³ block of ``data`` centred at ``centre`` (padded with ``pad_value`` outside)."""
-    out = np.full((CROP_VOXELS,) * 3, pad_value, dtype=np.float32)
-    start = centre - CROP_VOXELS // 2
+def crop_at(
+    data: NDArray[np.float32],
+    centre: NDArray[np.int64],
+    pad_value: float,
+    size: tuple[int, int, int] = (CROP_VOXELS,) * 3,
+) -> NDArray[np.float32]:
+    """Block of ``size`` voxels (default ``CROP_VOXELS``³) of ``data`` centred at ``centre``
+    (padded with ``pad_value`` outside)."""
+    out = np.full(size, pad_value, dtype=np.float32)
+    start = centre - np.asarray(size) // 2
     src, dst = [], []
     for axis in range(3):
-        a0, a1 = max(0, start[axis]), min(data.shape[axis], start[axis] + CROP_VOXELS)
+        a0, a1 = max(0, start[axis]), min(data.shape[axis], start[axis] + size[axis])
         if a0 >= a1:
             raise InvalidInputError("crop centre lies outside the image")
         src.append(slice(a0, a1))

@@ -44,11 +44,18 @@ def check_formats(plan: Plan, formats: list[ExportFormat]) -> None:
     Raises:
         InvalidInputError: naming the format and what differs between cases.
     """
+    families = {c.resolved.family.value for c in plan.cases if c.resolved is not None and c.resolved.family}
+    contrasts = {tuple(sorted(c.scan.paths)) for c in plan.cases if c.error is None}
+    check_format_mix(formats, families, contrasts)
+
+
+def check_format_mix(
+    formats: list[ExportFormat], families: set[str], contrasts: set[tuple[str, ...]]
+) -> None:
+    """:func:`check_formats` on the lesion families and contrast sets of the cases to export."""
     shared = [f for f in formats if f in (ExportFormat.NNUNET, ExportFormat.MONAI, ExportFormat.BIDS)]
     if not shared:
         return
-    families = {c.resolved.family.value for c in plan.cases if c.resolved is not None and c.resolved.family}
-    contrasts = {tuple(sorted(c.scan.paths)) for c in plan.cases if c.error is None}
     names = ", ".join(f.value for f in shared)
     if len(families) > 1:
         raise InvalidInputError(
