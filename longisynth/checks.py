@@ -92,6 +92,13 @@ _RULES = (
          "a growing lesion contains its earlier self unless the spec asks for regression"),
     Rule("volume_monotone_non_decreasing", "true", None, True,
          "a growing lesion's volume never decreases between scans"),
+    Rule("zero_background_voxels_nonzero", "at_most", 0, True,
+         "an MRI's exact-zero background (air set to 0, or outside a skull-stripped brain) stays "
+         "exactly 0: no noise, tumour or blur is written into it (MRI only)"),
+    Rule("host_pattern_in_solid_lesion", "at_most", 0.5, False,
+         "the host's anatomy (sulci, vessels) does not show through a solid lesion: regression "
+         "slope of the output on the displaced host inside the solid interior, largest over the "
+         "contrasts, last scan (0 = replaced, 1 = host fully visible)"),
     Rule("final_diameter_relative_error", "at_most", 0.10, False,
          "the last scan's longest diameter is within 10 % of the request (|error|; voxel "
          "quantisation and pleural clipping make larger errors possible, hence soft)"),
@@ -104,6 +111,9 @@ _RULES = (
          "solid component ≈ soft tissue: 0…+60 HU unenhanced, higher with contrast"),
     Rule("ground_glass_mean_hu", "within", (-800.0, -300.0), False,
          "ground-glass component: hazy, vessels visible (phantoms at −800 and −630 HU)"),
+    Rule("lesion_on_host_vessel_fraction", "at_most", 0.5, False,
+         "a nodule is not pasted into a vessel: at most half of its last-scan voxels lie on the "
+         "host's vessels (a juxtavascular nodule has a vessel running through it, not around it)"),
     # --- gliomas ------------------------------------------------------------------------------
     Rule("diameter_growth_mm_per_year", "within", {"low": (0.5, 20.0), "high": (2.0, 400.0)}, False,
          "low grade ≈ 4.1 mm/year (Mandonnet 2003), bands up to ≥ 12 mm/year (Pallud 2013); high "

@@ -14,9 +14,11 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import ndimage
 
 from longisynth import checks as ck
 from longisynth.anatomy.mri_intensity import BackgroundGuard
@@ -157,6 +159,7 @@ def simulate(
     clock.stage("appearance")
     renderer = family.renderer(inputs, anatomy, box)
     rendered = []
+    backgrounds: dict[str, NDArray[np.float32]] = {}
     for i in range(n):
         backgrounds = {c: warp(crops[c], fields[i], spacing) for c in scans}
         rendered.append(renderer.render(i, backgrounds, growth))
@@ -164,7 +167,8 @@ def simulate(
 
     clock.stage("refine")
     rendered = refine_timepoints(rendered, growth.masks, renderer.intensities, refine, rng["refine"])
-    rendered = keep_mr_background(scans, box, rendered)
+    guards = mr_background_guards(scans, box)
+    rendered = keep_mr_background(scans, box, rendered, guards)
 
     clock.stage("checks")
     timepoints = [
@@ -194,13 +198,15 @@ def simulate(
         displacement_fields_mm=fields,
     )
     findings = family.findings(inputs, anatomy, site, growth, timepoints)
+    # The last scan's displaced host (``backgrounds``) is what must not show through the lesion.
+    looks = appearance_checks(timepoints, scans, guards, backgrounds, family.solid_labels)
     return Study(
         scans=scans,
         box=box,
         spec=spec,
         prompt="",
         timepoints=timepoints,
-        checks=checks + findings.checks,
+        checks=checks + findings.checks + looks,
         notes=findings.notes,
         extra={
             "noise_model": renderer.noise_model,
@@ -212,18 +218,135 @@ def simulate(
     )
 
 
+def mr_background_guards(scans: Mapping[str, Scan], box: Box) -> dict[str, BackgroundGuard]:
+    """Per MRI contrast, what its crop must keep (:class:`BackgroundGuard`); empty for a CT."""
+    if Contrast.CT.value in scans:
+        return {}
+    return {c: BackgroundGuard.of(s.values(), box) for c, s in scans.items()}
+
+
 def keep_mr_background(
-    scans: dict[str, Scan], box: Box, rendered: list[dict[str, NDArray[np.float32]]]
+    scans: dict[str, Scan],
+    box: Box,
+    rendered: list[dict[str, NDArray[np.float32]]],
+    guards: Mapping[str, BackgroundGuard] | None = None,
 ) -> list[dict[str, NDArray[np.float32]]]:
     """The last word on an MRI's crops: its exact-zero background (air set to 0, or outside a
     skull-stripped brain) is exactly 0 at every timepoint, and a magnitude image (no voxel below
     0) gets none below 0, whatever the mass effect, the renderer or the refiner did there.
-    CT crops are returned as they are (0 HU is water, and HU are signed).
+    CT crops are returned as they are (0 HU is water, and HU are signed). ``guards``:
+    :func:`mr_background_guards` of the same scans and box, when already computed.
     """
-    if Contrast.CT.value in scans:
+    guards = mr_background_guards(scans, box) if guards is None else guards
+    if not guards:
         return rendered
-    guards = {c: BackgroundGuard.of(s.values(), box) for c, s in scans.items()}
     return [{c: guards[c].apply(v) for c, v in images.items()} for images in rendered]
+
+
+# The solid interior is the solid labels eroded by this many voxels (their partial-volume edge
+# blends with the host by design); fewer interior voxels than MIN_SOLID_VOXELS: no measurement.
+SOLID_ERODE_VOX = 1
+MIN_SOLID_VOXELS = 50
+HIGHPASS_SIGMA_VOX = 1.0  # the host's fine pattern: the crop minus its Gaussian blur of this σ (voxels)
+
+
+def solid_interior(mask: NDArray[np.integer], solid_labels: tuple[int, ...]) -> NDArray[np.bool_]:
+    """The voxels of ``mask`` with a solid label, eroded by :data:`SOLID_ERODE_VOX` (face-connected)."""
+    solid = np.isin(np.asarray(mask), solid_labels)
+    return np.asarray(ndimage.binary_erosion(solid, iterations=SOLID_ERODE_VOX))
+
+
+def host_share(
+    image: NDArray[np.floating], host: NDArray[np.floating], interior: NDArray[np.bool_]
+) -> float | None:
+    """How much of the host's pattern shows in ``image`` inside ``interior``: the least-squares
+    slope of the image's fine pattern on the host's there (dimensionless; ≈ 0 when the lesion
+    replaced the host, 1 when the host shows at full contrast, α for an α-blend). Fine pattern =
+    the crop minus its Gaussian blur (σ :data:`HIGHPASS_SIGMA_VOX` voxels): edges of sulci and
+    vessels and the host's own noise realisation, which a replacing lesion does not carry; at this
+    scale the lesion's texture is nearly independent from voxel to voxel, so the slope is precise
+    (its spread over good studies is ≈ ±0.2) where a slope of raw values is not. None with fewer
+    than :data:`MIN_SOLID_VOXELS` interior voxels or a flat host.
+
+    Args:
+        image: the output crop, physical units (HU, scanner units).
+        host: the displaced host crop (what the renderer drew into), same units and shape.
+        interior: :func:`solid_interior` of the lesion's mask.
+
+    Raises:
+        ValueError: the three arrays differ in shape.
+    """
+    if not (np.shape(image) == np.shape(host) == np.shape(interior)):
+        raise ValueError(
+            f"image {np.shape(image)}, host {np.shape(host)} and interior {np.shape(interior)} "
+            "differ in shape"
+        )
+    if int(np.count_nonzero(interior)) < MIN_SOLID_VOXELS:
+        return None
+    x = _highpass(host)[interior]
+    y = _highpass(image)[interior]
+    x, y = x - x.mean(), y - y.mean()
+    norm = float(np.sqrt(np.dot(x, x) * np.dot(y, y)))
+    if norm <= 1e-12 * x.size:
+        return None
+    return float(np.dot(x, y) / norm)
+
+
+def _highpass(image: NDArray[np.floating]) -> NDArray[np.float64]:
+    a = np.asarray(image, dtype=np.float64)
+    return np.asarray(a - ndimage.gaussian_filter(a, HIGHPASS_SIGMA_VOX, mode="nearest"))
+
+
+def nonzero_in_background(image: NDArray[np.floating], background: NDArray[np.bool_]) -> int:
+    """Voxels of the exact-zero ``background`` (:attr:`BackgroundGuard.background`) where
+    ``image`` (physical units, same shape) is not exactly 0.
+
+    Raises:
+        ValueError: the arrays differ in shape.
+    """
+    if np.shape(image) != np.shape(background):
+        raise ValueError(f"image {np.shape(image)} and background {np.shape(background)} differ in shape")
+    return int(np.count_nonzero(np.asarray(background) & (np.asarray(image) != 0)))
+
+
+def appearance_checks(
+    timepoints: list[Timepoint],
+    scans: Mapping[str, Scan],
+    guards: Mapping[str, BackgroundGuard],
+    last_hosts: Mapping[str, NDArray[np.float32]],
+    solid_labels: tuple[int, ...],
+) -> list[ck.Check]:
+    """What a reader sees at a glance: an MRI's exact-zero background stays 0 at every timepoint
+    (``zero_background_voxels_nonzero``, hard) and the host's anatomy does not show through the
+    solid lesion of the last scan (``host_pattern_in_solid_lesion``, soft; largest over contrasts,
+    omitted when the solid interior has too few voxels).
+
+    Args:
+        guards: :func:`mr_background_guards` (empty for a CT: no background check).
+        last_hosts: per contrast, the displaced host crop of the last timepoint (physical units).
+    """
+    out: list[ck.Check] = []
+    if guards:
+        for tp in timepoints:
+            bad = sum(
+                nonzero_in_background(_physical(scans[c], tp.crops[c]), g.background)
+                for c, g in guards.items()
+            )
+            out.append(ck.check("zero_background_voxels_nonzero", bad, timepoint=tp.index))
+    last = timepoints[-1]
+    interior = solid_interior(last.mask, solid_labels)
+    shares = [host_share(_physical(scans[c], last.crops[c]), last_hosts[c], interior) for c in last_hosts]
+    measured = [s for s in shares if s is not None]
+    if measured:
+        out.append(ck.check("host_pattern_in_solid_lesion", max(measured), timepoint=last.index))
+    return out
+
+
+def _physical(scan: Scan, raw: NDArray[Any]) -> NDArray[np.float32]:
+    """A stored-dtype crop of ``scan`` in physical units."""
+    if scan.is_identity_scaled:
+        return np.asarray(raw, dtype=np.float32)
+    return (raw.astype(np.float32) * np.float32(scan.slope) + np.float32(scan.inter)).astype(np.float32)
 
 
 def common_checks(

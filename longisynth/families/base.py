@@ -130,6 +130,9 @@ class LesionFamily(Protocol):
     # What the spec's diameter_mm means: "clinical" (mean of the axial long and short axis of the
     # body, Fleischner/Lung-RADS) or "longest" (longest 3D diameter of the whole lesion).
     size_convention: str
+    # Mask labels of the solid parts, through which the host's anatomy must not show (lung: the
+    # solid component; glioma: necrotic core and enhancing tumour, not the oedema).
+    solid_labels: tuple[int, ...]
 
     def anatomy(self, inputs: Inputs) -> Any:
         """The organ the lesion lives in, from the scan (or the caller's label map / tissue maps)."""

@@ -147,6 +147,8 @@ class Glioma:
     # boundary moves out by a quarter of the tumour radius, fading to 0 at the influence radius.
     push_fraction = 0.25
     size_convention = "longest"  # a glioma's diameter_mm is its longest whole-tumour diameter
+    # necrotic / non-enhancing core and enhancing tumour (oedema is infiltrated brain)
+    solid_labels: tuple[int, ...] = (1, 3)
 
     def anatomy(self, inputs: Inputs) -> GliomaAnatomy:
         scans = inputs.scans

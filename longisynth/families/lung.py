@@ -159,6 +159,8 @@ class LungNodule:
     # the boundary), and the push fades to zero at twice the lesion's maximal radius.
     push_fraction = 0.05
     size_convention = "clinical"  # diameter_mm: mean of axial long and short axis of the body
+    # the solid component (ground glass lets the host's vessels show through it)
+    solid_labels: tuple[int, ...] = (1,)
 
     def anatomy(self, inputs: Inputs) -> LungAnatomy:
         scan = inputs.scans["ct"]
@@ -284,8 +286,13 @@ class LungNodule:
         structures = crop_structures(inputs, anatomy, site.box)
         final = growth.masks[-1] > 0
         contacts = contacts_mm2(final, structures, placed.lobe, inputs.scans["ct"].geometry.spacing_mm)
+        checks = _nodule_checks(spec, placed.attachment, timepoints, plan.diameters_mm)
+        if final.any():
+            checks.append(
+                ck.check("lesion_on_host_vessel_fraction", host_vessel_fraction(final, structures.vessel))
+            )
         return Findings(
-            checks=_nodule_checks(spec, placed.attachment, timepoints, plan.diameters_mm),
+            checks=checks,
             notes=notes,
             simulation={
                 "lobes_exact": anatomy.lobes_exact,
@@ -301,6 +308,20 @@ class LungNodule:
                 },
             },
         )
+
+
+def host_vessel_fraction(lesion: NDArray[np.bool_], vessel: NDArray[np.bool_]) -> float:
+    """Fraction (0…1) of the ``lesion`` voxels that lie on the host's vessels (``vessel``: dense
+    lung deeper than the pleural band, :class:`~longisynth.anatomy.attachment.HostStructures`; same
+    crop). 0 for an empty lesion.
+
+    Raises:
+        ValueError: the masks differ in shape.
+    """
+    if np.shape(lesion) != np.shape(vessel):
+        raise ValueError(f"lesion {np.shape(lesion)} and vessel {np.shape(vessel)} masks differ in shape")
+    n = int(np.count_nonzero(lesion))
+    return float(np.count_nonzero(np.asarray(lesion) & np.asarray(vessel))) / n if n else 0.0
 
 
 def _nodule_checks(

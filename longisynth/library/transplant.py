@@ -245,6 +245,7 @@ class Transplant:
         self.family = base.family
         self.push_fraction = base.push_fraction
         self.size_convention = base.size_convention
+        self.solid_labels = base.solid_labels
         self.blend_mm = BLEND_MM[str(base.family)]
 
     def anatomy(self, inputs: Inputs) -> Any:
