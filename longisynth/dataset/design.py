@@ -206,6 +206,11 @@ class DatasetDesign(_Model):
     def fingerprint(self) -> str:
         """sha256 of everything that decides the cases' content (not formats nor resources)."""
         data = self.model_dump(mode="json", exclude={"resources": True, "output": {"formats"}})
+        if list(self.sample) != sorted(self.sample):
+            # the order of `sample` decides the draws (conditionals, one stream per field), and
+            # sort_keys hides it; recorded only when it is not sorted, so the fingerprints of
+            # earlier runs of sorted designs stay valid
+            data["sample_order"] = list(self.sample)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 

@@ -53,7 +53,10 @@ def open_run(root: Path | str) -> RunFolder:
         raise InvalidInputError(f"{str(root)!r} is not a folder")
     try:
         record = json.loads((root / "design.json").read_text())
-        design = parse_design(record["design"], f"{root.name}/design.json")
+        data = record["design"]
+        order = record.get("sample_order") or list(data.get("sample") or {})
+        data["sample"] = {k: data["sample"][k] for k in order}  # the design's order, not sorted
+        design = parse_design(data, f"{root.name}/design.json")
         fingerprint = str(record["fingerprint"])
     except (OSError, ValueError, KeyError, TypeError):
         raise InvalidInputError(

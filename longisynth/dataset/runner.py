@@ -99,6 +99,7 @@ def _prepare_out(out_dir: Path, design: DatasetDesign, formats: list[ExportForma
         "fingerprint": fingerprint,
         "formats": [f.value for f in formats],
         "design": design.model_dump(mode="json", exclude={"resources": True}),
+        "sample_order": list(design.sample),  # the file's keys are sorted; the order matters
     }
     atomic_json(existing, record)
     return fingerprint

@@ -120,3 +120,17 @@ def test_band_truncation_is_exact_and_respects_clip() -> None:
     assert {ints.sample(rng, (4, 6)) for _ in range(100)} == {4, 5}
     with pytest.raises(ValueError, match="band"):
         uni.sample(rng, (30, 40))
+
+
+def test_the_order_of_sample_fields_is_part_of_the_fingerprint() -> None:
+    # the order decides the draws (a conditional reads a field drawn before it), so two designs
+    # that differ only in it are different designs; a sorted design keeps its earlier fingerprint
+    a = {"diameter_mm": {"uniform": [5, 10]}, "nodule_type": "any"}
+    b = {"nodule_type": "any", "diameter_mm": {"uniform": [5, 10]}}
+    da, db = parse_design({**BASE, "sample": a}), parse_design({**BASE, "sample": b})
+    assert da.fingerprint() != db.fingerprint()
+    import hashlib
+    import json
+
+    dump = da.model_dump(mode="json", exclude={"resources": True, "output": {"formats"}})
+    assert da.fingerprint() == hashlib.sha256(json.dumps(dump, sort_keys=True).encode()).hexdigest()
