@@ -120,7 +120,7 @@ class Archetype(BaseModel):
         """The fixed fields as dotted path → JSON value (``family`` included)."""
         data = self.spec.model_dump(mode="json", exclude_none=True)
         data["family"] = self.family.value
-        return _flatten(data)
+        return flatten(data)
 
     @property
     def key(self) -> str:
@@ -159,12 +159,12 @@ class Archetype(BaseModel):
         return out
 
 
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
         path = f"{prefix}{key}"
         if isinstance(value, dict):
-            out.update(_flatten(value, f"{path}."))
+            out.update(flatten(value, f"{path}."))
         else:
             out[path] = value
     return out
@@ -317,7 +317,7 @@ _GROWTH_PARAMS = (
 )
 
 
-def _left_to_request(given: dict[str, Any], arch_paths: list[str], arch_law: Any) -> set[str]:
+def left_to_request(given: dict[str, Any], arch_paths: list[str], arch_law: Any) -> set[str]:
     """Archetype fields that must yield to the request's own fields, beyond the same field.
 
     The request's sizes, rates, schedule and place are whole: a request that gives one size keeps
@@ -375,7 +375,7 @@ def apply_archetype(
     Precedence: every field the request sets (prompt words or structured fields) wins over the
     archetype, fixed fields included (what was overridden is listed in ``from_request``), except
     the family, which must agree. Fields tied to a request's field yield with it (see
-    :func:`_left_to_request`). Draws use a generator seeded by the request's seed, the archetype's
+    :func:`left_to_request`). Draws use a generator seeded by the request's seed, the archetype's
     name and the field (the same request gives the same values; adding an archetype field does not
     change the others).
 
@@ -392,7 +392,7 @@ def apply_archetype(
             f"{request.family.value.replace('_', ' ')}",
             field="archetype",
         )
-    given = _flatten(request.model_dump(mode="json", exclude_none=True))
+    given = flatten(request.model_dump(mode="json", exclude_none=True))
     fixed = arch.fixed_fields()
     seed = int(request.seed or 0)
     name_key = zlib.crc32(arch.name.encode())
@@ -403,7 +403,7 @@ def apply_archetype(
     drawn = arch._draw_all(given, fixed, rng_for)
     proposed = {**fixed, **drawn}
     law = proposed.get("growth.law")
-    skip = _left_to_request(given, list(proposed), law)
+    skip = left_to_request(given, list(proposed), law)
     values = {p: v for p, v in proposed.items() if p not in given and p not in skip}
     own = set(fixed) | set(arch.sample)
     from_request = sorted(p for p in own if (p in given and p != "family") or p in skip)

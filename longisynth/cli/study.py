@@ -25,6 +25,11 @@ def add_study_commands(sub: Any) -> None:
         sp.add_argument("-o", "--output", type=Path, required=True, help="output bundle (.zip)")
         sp.add_argument("--no-displacement", action="store_true", help="omit displacement fields")
         sp.add_argument("--no-preview", action="store_true", help="omit preview.png")
+        sp.add_argument(
+            "--compact",
+            action="store_true",
+            help="displacement fields as int16 in 1 µm steps instead of float32 (smaller, for sharing)",
+        )
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress display")
         sp.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
         sp.add_argument(
@@ -215,6 +220,7 @@ def run_study_command(args: argparse.Namespace) -> int:
             displacement=not args.no_displacement,
             preview=not args.no_preview,
             timings_s=extra_timings,
+            compact=args.compact,
         )
         done.append(study)
         return EXIT_OK

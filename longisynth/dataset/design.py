@@ -12,7 +12,7 @@ import hashlib
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -52,6 +52,21 @@ class InputsConfig(_Model):
     )
     modality: Modality | None = Field(None, description="ct or mr (default: from spec.family, else ct).")
     contrast: Contrast | None = Field(None, description="MRI contrast of single-file inputs (default t1).")
+    demo: Literal["lung", "glioma"] | None = Field(
+        None,
+        description=(
+            "The embedded default scans instead of files: lung (the thorax phantom, CT) or glioma "
+            "(the MNI152 brain phantom, four MRI contrasts); nothing to download."
+        ),
+    )
+    demo_scans: int = Field(1, ge=1, le=16, description="How many demo scans (phantom seeds 0, 1, ...).")
+    demo_size: Literal["full", "small"] = Field(
+        "full",
+        description=(
+            "full: the demo's grid (thorax 256x256x180 at 1.4x1.4x2 mm, brain 1 mm); small: a quick "
+            "grid for tests and trials (thorax 128x128x90 at 2.8x2.8x4 mm, brain 3 mm)."
+        ),
+    )
 
     @field_validator("contrast", mode="before")
     @classmethod
@@ -60,8 +75,10 @@ class InputsConfig(_Model):
 
     @model_validator(mode="after")
     def _one_source(self) -> InputsConfig:
-        if (self.glob is None) == (self.manifest is None):
-            raise ValueError("give exactly one of inputs.glob or inputs.manifest")
+        if sum(x is not None for x in (self.glob, self.manifest, self.demo)) != 1:
+            raise ValueError("give exactly one of inputs.glob, inputs.manifest or inputs.demo")
+        if self.demo is not None and (self.modality is not None or self.contrast is not None):
+            raise ValueError("inputs.demo brings its own modality and contrasts; remove modality/contrast")
         if self.labels is not None and self.glob is None:
             raise ValueError("inputs.labels is a pattern for globbed scans; a manifest has a labels column")
         if self.labels is not None and "{stem}" not in self.labels and "{name}" not in self.labels:
@@ -102,6 +119,7 @@ class OutputConfig(_Model):
 
     formats: list[ExportFormat] = Field(default_factory=list)
     displacement: bool = Field(False, description="Keep displacement fields (mm) in the bundles.")
+    compact: bool = Field(False, description="Displacement fields as int16 in 1 µm steps (smaller bundles).")
     preview: bool = Field(False, description="Keep preview.png in the bundles.")
 
 
@@ -195,6 +213,8 @@ class DatasetDesign(_Model):
         """Declared modality of the inputs (a manifest row may override it)."""
         if self.inputs.modality is not None:
             return self.inputs.modality
+        if self.inputs.demo is not None:
+            return Modality.CT if self.inputs.demo == "lung" else Modality.MR
         return Modality.MR if self.spec.family == Family.GLIOMA else Modality.CT
 
     def n_strata(self) -> int:

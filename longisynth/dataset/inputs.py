@@ -65,7 +65,9 @@ def resolve_inputs(design: DatasetDesign, base_dir: Path) -> list[ScanEntry]:
     cfg = design.inputs
     base_dir = Path(base_dir).resolve()
     modality = design.modality()
-    if cfg.glob is not None:
+    if cfg.demo is not None:
+        entries = _from_demo(design)
+    elif cfg.glob is not None:
         entries = _from_glob(design, base_dir, modality)
     else:
         assert cfg.manifest is not None
@@ -75,6 +77,41 @@ def resolve_inputs(design: DatasetDesign, base_dir: Path) -> list[ScanEntry]:
     if dupes:
         raise InvalidInputError(f"duplicate scan ids {', '.join(dupes[:3])}: give a scan_id column")
     return entries
+
+
+DEMO_PREFIX = "demo:"  # a ScanEntry path of an embedded phantom: demo:<kind>:<seed>:<size>
+
+
+def demo_path(kind: str, seed: int, size: str) -> str:
+    return f"{DEMO_PREFIX}{kind}:{seed}:{size}"
+
+
+def parse_demo_path(path: str) -> tuple[str, int, str] | None:
+    """``(kind, seed, size)`` of a demo path, or None for a file path."""
+    if not path.startswith(DEMO_PREFIX):
+        return None
+    kind, seed, size = path.removeprefix(DEMO_PREFIX).split(":")
+    return kind, int(seed), size
+
+
+def _from_demo(design: DatasetDesign) -> list[ScanEntry]:
+    """The embedded phantoms: ``demo_scans`` of them, phantom noise seeds 0, 1, ..."""
+    from longisynth.phantoms.brain import CONTRASTS as BRAIN_CONTRASTS
+
+    kind, size = design.inputs.demo, design.inputs.demo_size
+    assert kind is not None
+    keys = [Contrast.CT.value] if kind == "lung" else list(BRAIN_CONTRASTS)
+    return [
+        ScanEntry(
+            scan_id=f"demo_{kind}{k}",
+            paths={key: demo_path(kind, k, size) for key in keys},
+            labels=None,
+            modality=Modality.CT if kind == "lung" else Modality.MR,
+            n_cases=design.cases_per_scan,
+            source=f"{DEMO_PREFIX}{kind}",
+        )
+        for k in range(design.inputs.demo_scans)
+    ]
 
 
 def _contrast_key(design: DatasetDesign, modality: Modality) -> str:

@@ -134,7 +134,8 @@ def archetype_table(
 ) -> list[dict[str, Any]]:
     """Per archetype used by the rows: each field it draws, designed (the archetype's own
     distribution, :meth:`~longisynth.archetypes.Archetype.reference_draws`) against realised (the
-    resolved specs of its cases). Fields the design fixes or samples itself are left out (the
+    resolved specs of its cases). Fields the design fixes or samples itself, and those tied to
+    them (a design's final size drops the archetype's baseline size), are left out (the
     archetype does not decide them); realised values also include what a case's request gave
     itself (its prompt), which is why they may differ."""
     from longisynth.archetypes import builtin_registry
@@ -145,14 +146,18 @@ def archetype_table(
     by_name: dict[str, list[dict[str, Any]]] = {}
     for r in done:
         by_name.setdefault(str(r["archetype"]), []).append(r)
-    fixed = fields_of(design.spec.model_dump(mode="json", exclude_none=True))
+    from longisynth.archetypes.model import flatten, left_to_request
+
+    fixed = flatten(design.spec.model_dump(mode="json", exclude_none=True))
+    given = {**fixed, **{p: None for p in design.sample}}
     out: list[dict[str, Any]] = []
     for name in sorted(by_name):
         arch = registry.get(name)
         cases = by_name[name]
         reference = arch.reference_draws(REFERENCE_DRAWS)
+        tied = left_to_request(given, list(arch.sample), arch.fixed_fields().get("growth.law"))
         for path in arch.sample:
-            if path in fixed or path in design.sample:
+            if path in given or path in tied:  # the design decides it, not the archetype
                 continue
             real = [v for v in (fields.get(r["spec"], path) for r in cases if r.get("spec")) if v is not None]
             ref = [d[path] for d in reference if path in d]
@@ -187,17 +192,6 @@ def archetype_table(
                         "count": real_counts[value],
                     }
                 )
-    return out
-
-
-def fields_of(data: dict[str, Any], prefix: str = "") -> set[str]:
-    """Dotted paths of the leaves of a nested mapping."""
-    out: set[str] = set()
-    for key, value in data.items():
-        if isinstance(value, dict):
-            out |= fields_of(value, f"{prefix}{key}.")
-        else:
-            out.add(f"{prefix}{key}")
     return out
 
 

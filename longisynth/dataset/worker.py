@@ -17,10 +17,12 @@ from typing import Any
 from longisynth.dataset.design import DatasetDesign, ExportFormat
 from longisynth.dataset.exports import case_exporter
 from longisynth.dataset.exports.common import CaseSource
+from longisynth.dataset.inputs import parse_demo_path
 from longisynth.dataset.manifest import plan_row, result_columns
 from longisynth.dataset.plan import CasePlan
 from longisynth.dataset.store import Layout, atomic_json, sha256_file, write_marker
 from longisynth.errors import InvalidInputError, LongisynthError
+from longisynth.io.scan import Scan
 from longisynth.result import Study
 
 
@@ -97,13 +99,34 @@ def _record_error(layout: Layout, case_id: str, row: dict[str, Any]) -> None:
         pass  # the driver still gets the row back
 
 
+def demo_scans(kind: str, seed: int, size: str) -> tuple[dict[str, Scan], dict[str, Any] | None]:
+    """The embedded phantom of a demo input (and the brain's known tissue maps)."""
+    if kind == "lung":
+        from longisynth.phantoms.thorax import make_thorax_phantom
+
+        grid = {"shape": (128, 128, 90), "spacing_mm": (2.8, 2.8, 4.0)} if size == "small" else {}
+        hu, affine = make_thorax_phantom(seed=seed, **grid)  # type: ignore[arg-type]
+        return {"ct": Scan.from_array(hu, affine, "thorax_phantom.nii.gz")}, None
+    from longisynth.phantoms.brain import brain_phantom_tissues, make_brain_phantom
+
+    spacing = 3.0 if size == "small" else 1.0
+    images, affine = make_brain_phantom(seed=seed, spacing_mm=spacing)
+    scans = {c: Scan.from_array(v, affine, f"mni152_{c}.nii.gz") for c, v in images.items()}
+    return scans, brain_phantom_tissues(spacing)
+
+
 def _simulate(task: CaseTask) -> Study:
     from longisynth.anatomy.modality import detect_modality
     from longisynth.api import generate
     from longisynth.io import read_scan
 
     case, design = task.case, task.design
-    scans = {contrast: read_scan(Path(p)) for contrast, p in case.scan.paths.items()}
+    brain_tissues = None
+    demo = parse_demo_path(next(iter(case.scan.paths.values())))
+    if demo is not None:
+        scans, brain_tissues = demo_scans(*demo)
+    else:
+        scans = {contrast: read_scan(Path(p)) for contrast, p in case.scan.paths.items()}
     main = next(iter(scans.values()))
     detected = detect_modality(main.values(), main.raw.dtype)
     if detected != case.scan.modality:
@@ -122,6 +145,7 @@ def _simulate(task: CaseTask) -> Study:
         refine=design.refine,
         library=case.library,
         archetypes=case.archetypes,
+        brain_tissues=brain_tissues,
     )
     assert case.resolved is not None
     if study.spec.model_dump(mode="json") != case.resolved.model_dump(mode="json"):
@@ -142,6 +166,7 @@ def _write_bundle(study: Study, dest: Path, design: DatasetDesign) -> None:
         preview=design.output.preview,
         threads=1,
         record_timings=False,
+        compact=design.output.compact,
     )
 
 
