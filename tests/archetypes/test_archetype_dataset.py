@@ -61,6 +61,23 @@ def test_a_design_sampling_two_archetypes_runs_end_to_end(tmp_path: Path) -> Non
     assert any(
         line.startswith("| indolent_ggn@1 | growth.doubling_time_days |") for line in summary.splitlines()
     )
+    # the expert review reports its rejection rate per archetype
+    from longisynth.review.apply import apply_review
+    from longisynth.review.store import VerdictStore, parse_verdict
+
+    store = VerdictStore(tmp_path / "out")
+    for r in rows:
+        reject = r["archetype"] == "indolent_ggn"
+        body = {"verdict": "reject", "reason": "wrong_texture"} if reject else {"verdict": "accept"}
+        store.append(parse_verdict(r["case_id"], body, "reader1"))
+    apply_review(tmp_path / "out")
+    lines = (tmp_path / "out" / "summary.md").read_text().splitlines()
+    rates = {
+        line.split(" | ")[0].strip("| "): line.rstrip(" |").rsplit(" | ", 1)[-1]
+        for line in lines
+        if line.startswith(("| aggressive_solid |", "| indolent_ggn |"))
+    }
+    assert rates["indolent_ggn"].startswith("100") and rates["aggressive_solid"].startswith("0"), rates
 
 
 def test_a_plan_names_unknown_archetypes_before_any_work(tmp_path: Path) -> None:
