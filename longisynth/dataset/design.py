@@ -118,6 +118,12 @@ class OutputConfig(_Model):
     """What each case writes besides its bundle (``cases/<case_id>.zip``)."""
 
     formats: list[ExportFormat] = Field(default_factory=list)
+    authors: list[str] = Field(
+        default_factory=list, description="People who made the dataset (BIDS dataset_description Authors)."
+    )
+    license: str = Field(
+        "", description="The dataset's license, e.g. CC-BY-4.0 (BIDS License); '' = unstated."
+    )
     displacement: bool = Field(False, description="Keep displacement fields (mm) in the bundles.")
     compact: bool = Field(False, description="Displacement fields as int16 in 1 µm steps (smaller bundles).")
     preview: bool = Field(False, description="Keep preview.png in the bundles.")
@@ -224,8 +230,11 @@ class DatasetDesign(_Model):
         return n
 
     def fingerprint(self) -> str:
-        """sha256 of everything that decides the cases' content (not formats nor resources)."""
-        data = self.model_dump(mode="json", exclude={"resources": True, "output": {"formats"}})
+        """sha256 of everything that decides the cases' content (not formats, export labels such
+        as authors and license, nor resources)."""
+        data = self.model_dump(
+            mode="json", exclude={"resources": True, "output": {"formats", "authors", "license"}}
+        )
         if list(self.sample) != sorted(self.sample):
             # the order of `sample` decides the draws (conditionals, one stream per field), and
             # sort_keys hides it; recorded only when it is not sorted, so the fingerprints of

@@ -60,9 +60,10 @@ def write_design(folder: Path, manifest: Path, **overrides: object) -> Path:
     return path
 
 
-def glioma_mri_dataset(root: Path, columns: tuple[str, ...], formats: list[str]) -> Path:
+def glioma_mri_dataset(root: Path, columns: tuple[str, ...], formats: list[str], **output: object) -> Path:
     """Run a one-case glioma dataset on a 3 mm MNI152 phantom with the MRI ``columns`` of the
-    manifest in that order (e.g. ``("flair", "t1c")``); returns the output folder."""
+    manifest in that order (e.g. ``("flair", "t1c")``) and further ``output`` settings (e.g.
+    ``authors``); returns the output folder."""
     from longisynth.dataset.design import load_design
     from longisynth.dataset.runner import run_dataset
     from longisynth.phantoms.brain import make_brain_phantom
@@ -80,7 +81,7 @@ def glioma_mri_dataset(root: Path, columns: tuple[str, ...], formats: list[str])
         spec={"family": "glioma", "grade": "high", "n_timepoints": 2, "duration_days": 60},
         sample={"diameter_mm": {"uniform": [25, 30]}},
         inputs={"manifest": str(root / "in" / "scans.csv"), "modality": "mr"},
-        output={"formats": formats},
+        output={"formats": formats, **output},
     )
     report = run_dataset(load_design(design_path), design_path.parent, root / "out")
     assert report.n_ok == 1, report.summary

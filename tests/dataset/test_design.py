@@ -132,5 +132,14 @@ def test_the_order_of_sample_fields_is_part_of_the_fingerprint() -> None:
     import hashlib
     import json
 
-    dump = da.model_dump(mode="json", exclude={"resources": True, "output": {"formats"}})
+    # the fields added since (export labels: authors, license) are left out, so the dump is as before
+    exclude = {"resources": True, "output": {"formats", "authors", "license"}}
+    dump = da.model_dump(mode="json", exclude=exclude)
     assert da.fingerprint() == hashlib.sha256(json.dumps(dump, sort_keys=True).encode()).hexdigest()
+
+
+def test_export_labels_leave_the_fingerprint_alone() -> None:
+    # authors and license only label the BIDS export: same cases, same UIDs
+    plain = parse_design(BASE)
+    labelled = parse_design({**BASE, "output": {"authors": ["Ada Example"], "license": "CC0-1.0"}})
+    assert labelled.fingerprint() == plain.fingerprint()

@@ -20,6 +20,13 @@ orientation and slice positions (from the NIfTI affine, converted RAS → LPS), 
 date, UID, institution, device or free text is copied; PatientSex is filled only from a ``sex``
 attribute (M/F/O) of the design's input manifest. Float images (some MRI) are quantised to
 16-bit integers with a rescale slope/intercept shared by all timepoints of the contrast.
+
+Conformance (dicom3tools ``dciodvfy``, tests/dataset/test_validators.py): every slice and SEG has
+0 errors and 0 warnings, except that a quantised float MR image carries RescaleSlope/Intercept,
+which the MR Image IOD lacks (a warning; readers apply it). Body Part Examined is set (CHEST,
+BRAIN; unpaired, so no Laterality); Patient Position is empty (Type 2: unknown from NIfTI); MR
+Image Type value 3 is ``OTHER`` (CT: ``AXIAL``); the T1c series has the Contrast/Bolus module
+(a gadolinium-based agent, IV).
 """
 
 from __future__ import annotations
@@ -49,6 +56,9 @@ _LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 SERIES_DESCRIPTION = {"ct": "CT", "t1": "T1w", "t1c": "T1w post-contrast", "t2": "T2w", "flair": "FLAIR"}
 MANUFACTURER = "longisynth"
 MODEL = "longisynth synthetic lesion simulator"
+# Body Part Examined (PS3.16 Annex L): an unpaired part, so Laterality is not required
+BODY_PART = {"lung_nodule": "CHEST", "glioma": "BRAIN"}
+CONTRAST_AGENT = {"t1c": "gadolinium-based contrast agent"}  # contrasts acquired after a bolus
 
 
 @dataclass(frozen=True)
@@ -161,8 +171,11 @@ def _slice_datasets(
         ds.SeriesInstanceUID = series_uid
         ds.SeriesNumber = number
         ds.SeriesDescription = SERIES_DESCRIPTION[contrast]
+        ds.BodyPartExamined = BODY_PART[src.family]
+        ds.PatientPosition = ""  # Type 2: not known from the NIfTI source; the geometry is in LPS
         ds.InstanceNumber = k + 1
-        ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL"]
+        # value 3: CT "AXIAL"; MR has no defined term for an edited image but "OTHER"
+        ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL" if is_ct else "OTHER"]
         ds.AcquisitionNumber = 1
         ds.BurnedInAnnotation = "NO"
         ds.PixelSpacing = [_ds_number(sp[1]), _ds_number(sp[0])]  # row spacing, column spacing
@@ -178,8 +191,14 @@ def _slice_datasets(
         ds.BitsStored = 16
         ds.HighBit = 15
         ds.PixelRepresentation = 1 if enc.dtype == np.int16 else 0
-        ds.RescaleSlope = _ds_number(enc.slope)
-        ds.RescaleIntercept = _ds_number(enc.inter)
+        if is_ct or (enc.slope, enc.inter) != (1.0, 0.0):
+            # CT: Modality LUT (HU). MR Image has no rescale; written only for quantised float
+            # images (dciodvfy warns "not present in standard IOD", most readers apply it)
+            ds.RescaleSlope = _ds_number(enc.slope)
+            ds.RescaleIntercept = _ds_number(enc.inter)
+        if contrast in CONTRAST_AGENT:  # Contrast/Bolus module
+            ds.ContrastBolusAgent = CONTRAST_AGENT[contrast]
+            ds.ContrastBolusRoute = "IV"
         if is_ct:
             ds.RescaleType = "HU"
             ds.KVP = ""
