@@ -230,7 +230,7 @@ def _execute(
         merge_review(all_rows, out)  # expert verdicts (review/verdicts.jsonl), kept across reruns
         files = write_manifest(all_rows, out)
         files += _finalize_formats(layout, design, formats, all_rows)
-        summary = summary_markdown(design, all_rows, archetypes=plan.archetypes)
+        summary = summary_markdown(design, all_rows, archetypes=plan.archetypes, formats=formats)
         atomic_write(out / "summary.md", summary.encode())
         files.append(out / "summary.md")
     return RunReport(out, all_rows, skipped, len(tasks), summary, 0.0, files)
@@ -277,7 +277,9 @@ def plan_only(design: DatasetDesign, base_dir: Path | str, out_dir: Path | str |
     t0 = time.perf_counter()
     plan = plan_dataset(design, base_dir)
     rows = [plan_row(c) for c in plan.cases]
-    summary = summary_markdown(design, rows, dry_run=True, archetypes=plan.archetypes)
+    summary = summary_markdown(
+        design, rows, dry_run=True, archetypes=plan.archetypes, formats=design.output.formats
+    )
     files: list[Path] = []
     out = Path(out_dir).resolve() if out_dir is not None else Path.cwd()
     if out_dir is not None:

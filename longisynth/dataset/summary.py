@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
 from longisynth.archetypes import ArchetypeRegistry
-from longisynth.dataset.design import DatasetDesign
+from longisynth.dataset.design import DatasetDesign, ExportFormat
+from longisynth.dataset.folds import describe
 from longisynth.dataset.plan import reference_sample
 
 REFERENCE_DRAWS = 10000
@@ -84,9 +86,12 @@ def summary_markdown(
     rows: list[dict[str, Any]],
     dry_run: bool = False,
     archetypes: ArchetypeRegistry | None = None,
+    formats: Sequence[ExportFormat] = (),
 ) -> str:
     """Counts, errors, realised vs design per sampled field, per archetype (its own distributions
-    against the cases that used it) and (for a run) measured vs requested.
+    against the cases that used it), (for a run) measured vs requested, and how the validation
+    folds of the nnU-Net / MONAI exports in ``formats`` are grouped, with a warning when there are
+    too few groups.
 
     A function of the rows only (no run information such as skipped cases or timings), so the
     same dataset gives the same summary bytes however many runs it took."""
@@ -124,6 +129,7 @@ def summary_markdown(
     lines += _archetype_tables(design, rows, archetypes)
     if not dry_run:
         lines += _measured(rows)
+    lines += fold_lines([r for r in rows if r.get("status") == done], formats)
     from longisynth.review.apply import review_section
 
     return "\n".join(lines) + "\n" + ("" if dry_run else review_section(rows))
@@ -231,6 +237,15 @@ def _archetype_tables(
                 f"{e['realised_share']:.1%} ({e['count']}) |"
             )
     return lines
+
+
+def fold_lines(rows: list[dict[str, Any]], formats: Sequence[ExportFormat]) -> list[str]:
+    """The summary's paragraph on validation folds (nnU-Net ``splits_final.json``, MONAI ``fold``)."""
+    shown = [f.value for f in formats if f in (ExportFormat.NNUNET, ExportFormat.MONAI)]
+    if not rows or not shown:
+        return []
+    line, notes = describe(rows)
+    return ["", f"Folds ({', '.join(shown)}): {line}.", *(f"- **Warning:** {n}." for n in notes)]
 
 
 def _measured(rows: list[dict[str, Any]]) -> list[str]:

@@ -52,8 +52,10 @@ def build_bundle(
     n_timepoints: int = 2,
     labels: dict[str, str] | None = None,
     extra: dict[str, bytes] | None = None,
+    seed: int = 7,
 ) -> bytes:
-    """A bundle zip with the engine's layout (``metadata.json``, ``timepoint_NN/*.nii.gz``...)."""
+    """A bundle zip with the engine's layout (``metadata.json``, ``timepoint_NN/*.nii.gz``...);
+    ``seed`` goes into the metadata (bundles of different seeds have different case ids)."""
     buf = io.BytesIO()
     timepoints: list[dict[str, Any]] = []
     with zipfile.ZipFile(buf, "w") as zf:
@@ -78,7 +80,7 @@ def build_bundle(
         meta = {
             "format_version": "1.0",
             "spec": {"family": "lung_nodule" if "ct" in contrasts else "glioma"},
-            "seed": 7,
+            "seed": seed,
             "input": {"files": [{"contrast": c, "name": f"{c}.nii.gz"} for c in contrasts]},
             "labels": labels or LUNG_LABELS,
             "timepoints": timepoints,

@@ -80,18 +80,19 @@ def test_to_nnunet_layout_and_merge(tmp_path: Path) -> None:
     assert first.to_nnunet(dataset, case_prefix="p01") == dataset
     images = sorted(p.name for p in (dataset / "imagesTr").iterdir())
     assert images == [
-        "p01_000_0000.nii.gz",
-        "p01_000_0001.nii.gz",
-        "p01_001_0000.nii.gz",
-        "p01_001_0001.nii.gz",
+        "p01_tp00_0000.nii.gz",
+        "p01_tp00_0001.nii.gz",
+        "p01_tp01_0000.nii.gz",
+        "p01_tp01_0001.nii.gz",
     ]
-    assert sorted(p.name for p in (dataset / "labelsTr").iterdir()) == ["p01_000.nii.gz", "p01_001.nii.gz"]
-    flair_img = nib.Nifti1Image.from_filename(dataset / "imagesTr" / "p01_001_0001.nii.gz")
+    assert sorted(p.name for p in (dataset / "labelsTr").iterdir()) == ["p01_tp00.nii.gz", "p01_tp01.nii.gz"]
+    flair_img = nib.Nifti1Image.from_filename(dataset / "imagesTr" / "p01_tp01_0001.nii.gz")
     flair1 = np.asanyarray(flair_img.dataobj)
     np.testing.assert_array_equal(flair1, image_data(1, 1))
-    label0 = gzip.decompress((dataset / "labelsTr" / "p01_000.nii.gz").read_bytes())
+    label0 = gzip.decompress((dataset / "labelsTr" / "p01_tp00.nii.gz").read_bytes())
     assert label0 == gzip.decompress(first.read("timepoint_00/mask.nii.gz"))
     meta = json.loads((dataset / "dataset.json").read_text())
+    notes = meta.pop("validation_notes")
     assert meta == {
         "name": "Dataset501_Glioma",
         "channel_names": {"0": "T1", "1": "FLAIR"},
@@ -99,28 +100,59 @@ def test_to_nnunet_layout_and_merge(tmp_path: Path) -> None:
         "numTraining": 2,
         "file_ending": ".nii.gz",
     }
+    assert "one case" in notes[1]
+    one = json.loads((dataset / "splits_final.json").read_text())
+    assert one == [{"train": ["p01_tp00", "p01_tp01"], "val": ["p01_tp00", "p01_tp01"]}] * 5
 
     meta["description"] = "kept on merge"
     (dataset / "dataset.json").write_text(json.dumps(meta))
-    second = Bundle(build_bundle(contrasts=("t1", "flair"), n_timepoints=3, labels=GLIOMA_LABELS))
+    second = Bundle(build_bundle(contrasts=("t1", "flair"), n_timepoints=3, labels=GLIOMA_LABELS, seed=8))
     second.to_nnunet(dataset, case_prefix="p02")
     merged = json.loads((dataset / "dataset.json").read_text())
     assert merged["numTraining"] == 5
     assert merged["description"] == "kept on merge"
     second.to_nnunet(dataset, case_prefix="p02")  # re-export: overwritten, not double-counted
     assert json.loads((dataset / "dataset.json").read_text())["numTraining"] == 5
+    splits = json.loads((dataset / "splits_final.json").read_text())
+    assert len(splits) == 5
+    for fold in splits:  # two cases: one on each side, whole
+        assert {i[:3] for i in fold["train"]} | {i[:3] for i in fold["val"]} == {"p01", "p02"}
+        assert not {i[:3] for i in fold["train"]} & {i[:3] for i in fold["val"]}
+    with pytest.raises(ValueError, match=r"already holds another bundle's images.*case_prefix"):
+        first.to_nnunet(dataset, case_prefix="p02")
+    assert json.loads((dataset / "dataset.json").read_text())["numTraining"] == 5
 
 
 def test_to_nnunet_ct_channel_and_conflict(tmp_path: Path) -> None:
     dataset = tmp_path / "Dataset502_Lung"
-    Bundle(build_bundle()).to_nnunet(dataset)
+    bundle = Bundle(build_bundle())
+    bundle.to_nnunet(dataset)
     meta = json.loads((dataset / "dataset.json").read_text())
     assert meta["channel_names"] == {"0": "CT"}
     assert meta["labels"]["ground_glass"] == 2
-    assert (dataset / "imagesTr" / "case_001_0000.nii.gz").is_file()
-    with pytest.raises(ValueError, match="channel_names"):
+    assert bundle.case_id.startswith("bundle_") and len(bundle.case_id) == 17
+    assert (dataset / "imagesTr" / f"{bundle.case_id}_tp01_0000.nii.gz").is_file()
+    with pytest.raises(ValueError, match=r"channel_names.*another DatasetNNN_Name folder"):
         Bundle(build_bundle(contrasts=("t1",), labels=GLIOMA_LABELS)).to_nnunet(dataset)
     assert json.loads((dataset / "dataset.json").read_text())["numTraining"] == 2
+
+
+def test_two_bundles_with_the_default_case_prefix_both_survive(tmp_path: Path) -> None:
+    dataset = tmp_path / "Dataset504_Lung"
+    a, b = (Bundle(build_bundle(n_timepoints=3, seed=s)) for s in (1, 2))
+    a.to_nnunet(dataset)
+    b.to_nnunet(dataset)
+    a.to_nnunet(dataset)  # the same bundle again: same names, nothing added
+    assert json.loads((dataset / "dataset.json").read_text())["numTraining"] == 6
+    assert len(list((dataset / "imagesTr").iterdir())) == 6
+    assert a.case_id != b.case_id
+
+
+@pytest.mark.parametrize("prefix", ["", "../x", "a b", "_x", "x/y", "p.1"])
+def test_to_nnunet_refuses_a_bad_case_prefix(tmp_path: Path, prefix: str) -> None:
+    with pytest.raises(ValueError, match="case_prefix"):
+        Bundle(build_bundle()).to_nnunet(tmp_path / "Dataset505_X", case_prefix=prefix)
+    assert not (tmp_path / "Dataset505_X").exists()
 
 
 def test_from_path_roundtrip(tmp_path: Path) -> None:
@@ -138,5 +170,5 @@ def test_to_nnunet_orders_channels_whatever_the_upload_order(tmp_path: Path) -> 
     bundle.to_nnunet(dataset)
     meta = json.loads((dataset / "dataset.json").read_text())
     assert meta["channel_names"] == {"0": "T1", "1": "T1c", "2": "T2"}
-    channel0 = nib.Nifti1Image.from_filename(dataset / "imagesTr" / "case_000_0000.nii.gz")
+    channel0 = nib.Nifti1Image.from_filename(dataset / "imagesTr" / f"{bundle.case_id}_tp00_0000.nii.gz")
     np.testing.assert_array_equal(np.asanyarray(channel0.dataobj), image_data(0, 2))  # t1 was uploaded third

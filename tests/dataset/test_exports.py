@@ -143,8 +143,8 @@ def test_nnunet_v2_layout(ct_export: dict[str, Any]) -> None:
     last = len(part_solid["timepoints_days"]) - 1
     mask = np.asarray(nib.load(base / "labelsTr" / f"{part_solid['case_id']}_tp{last:02d}.nii.gz").dataobj)
     assert (mask == 2).any()  # ground-glass rim of the part-solid nodule
-    splits = json.loads((out / "nnunet" / "splits_final.json").read_text())
-    assert len(splits) == 2
+    splits = json.loads((base / "splits_final.json").read_text())
+    assert len(splits) == 5  # two scans: folds 0/2/4 and 1/3 repeat (tests/dataset/test_folds.py)
     for fold in splits:  # one source scan never on both sides
         scans = [{i.split("_tp")[0] for i in fold[side]} for side in ("train", "val")]
         assert scans[0] and scans[1] and not scans[0] & scans[1]

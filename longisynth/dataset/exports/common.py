@@ -81,12 +81,3 @@ def write_text(root: Path, rel: str, text: str) -> str:
 
 def write_json(root: Path, rel: str, data: Any) -> str:
     return write_text(root, rel, json.dumps(data, indent=2) + "\n")
-
-
-def folds_by_scan(scan_ids: list[str], seed: int, n_folds: int = 5) -> dict[str, int]:
-    """Fold per source scan (seeded, balanced): cases made from one scan share its anatomy, so
-    they must never be split between training and validation."""
-    unique = sorted(set(scan_ids))
-    k = max(1, min(n_folds, len(unique)))
-    order = np.random.default_rng([seed, 5]).permutation(len(unique))
-    return {unique[int(i)]: pos % k for pos, i in enumerate(order)}

@@ -1,11 +1,14 @@
-"""nnU-Net v2 raw dataset: ``nnunet/DatasetNNN_Name/{imagesTr,labelsTr,dataset.json}``.
+"""nnU-Net v2 raw dataset: ``nnunet/DatasetNNN_Name/{imagesTr,labelsTr,dataset.json,splits_final.json}``.
 
 Naming: each timepoint is its own nnU-Net case, ``<case_id>_tp<NN>`` (e.g. ``case00042_tp01``);
 images are ``<case>_tp<NN>_<CCCC>.nii.gz`` with the 4-digit channel index (CT: 0000; MRI in the
 order t1, t1c, t2, flair of the contrasts present), labels ``<case>_tp<NN>.nii.gz``.
-``nnunet/splits_final.json`` holds 5 folds grouped by *source scan* (all timepoints and all cases
-made from one healthy scan stay in one fold); copy it to ``nnUNet_preprocessed/DatasetNNN_Name/``
-to use it instead of nnU-Net's random case split, which would leak anatomy between folds.
+``splits_final.json`` holds 5 folds that never split a case (grouped by source scan, or by case
+when there is one scan: :mod:`longisynth.dataset.folds`); copy it to
+``nnUNet_preprocessed/DatasetNNN_Name/`` so nnU-Net uses it instead of its random split, which
+puts one case's timepoints on both sides. ``dataset.json`` records the groups
+(``validation_groups``, case → group, which ``Bundle.to_nnunet`` of the SDK extends when it adds
+bundles) and plain-language notes on them (``validation_notes``).
 """
 
 from __future__ import annotations
@@ -15,17 +18,22 @@ from typing import Any
 from longisynth import __version__
 from longisynth.bundle.format import CHANNEL_NAMES, label_keys
 from longisynth.dataset.design import DatasetDesign
-from longisynth.dataset.exports.common import CaseSource, folds_by_scan, ordered_contrasts, write_json
+from longisynth.dataset.exports.common import CaseSource, ordered_contrasts, write_json
+from longisynth.dataset.folds import dataset_groups, describe, nnunet_splits
 from longisynth.dataset.store import Layout
 
 TIMEPOINT_NAMING = "<case_id>_tp<NN>: timepoint NN (0-based, by scan time) of synthetic case <case_id>"
+SPLITS = "splits_final.json"
 
 
 def identifier(case_id: str, tp: int) -> str:
+    """nnU-Net case identifier of timepoint ``tp`` of ``case_id`` (``case00042_tp01``)."""
     return f"{case_id}_tp{tp:02d}"
 
 
 def export_case(src: CaseSource) -> list[str]:
+    """Images (one file per channel, in :data:`~longisynth.bundle.format.CONTRASTS` order) and label
+    of every timepoint of one case."""
     base = src.layout.nnunet_dir
     out = []
     for tp in src.timepoints:
@@ -38,19 +46,19 @@ def export_case(src: CaseSource) -> list[str]:
 
 
 def finalize(layout: Layout, design: DatasetDesign, rows: list[dict[str, Any]]) -> list[str]:
-    """``dataset.json`` (channel_names, labels, numTraining, file_ending) and ``splits_final.json``."""
+    """``dataset.json`` (channel_names, labels, numTraining, file_ending, validation groups) and
+    ``splits_final.json`` (always 5 folds, see :mod:`longisynth.dataset.folds`)."""
     if not rows:
         return []
     contrasts = ordered_contrasts(rows[0]["contrasts"])
     family = rows[0]["family"]
-    idents = {
-        r["case_id"]: [identifier(r["case_id"], i) for i in range(len(r["timepoints_days"]))] for r in rows
-    }
-    n_training = sum(len(v) for v in idents.values())
+    idents = [identifier(r["case_id"], i) for r in rows for i in range(len(r["timepoints_days"]))]
+    groups, _ = dataset_groups(rows)
+    line, notes = describe(rows)
     dataset = {
         "channel_names": {str(i): CHANNEL_NAMES[c] for i, c in enumerate(contrasts)},
         "labels": label_keys(family),
-        "numTraining": n_training,
+        "numTraining": len(idents),
         "file_ending": ".nii.gz",
         "name": design.name,
         "description": design.description or f"longisynth synthetic longitudinal {family} dataset",
@@ -59,15 +67,11 @@ def finalize(layout: Layout, design: DatasetDesign, rows: list[dict[str, Any]]) 
         # cases whose lesion is a real patient's (copied from a lesion library): their licence and
         # provenance are in each bundle's metadata.json (simulation.source_lesion)
         "cases_with_real_lesion": sorted(r["case_id"] for r in rows if r.get("contains_real_lesion")),
+        "validation_groups": dict(sorted(groups.items())),
+        "validation_notes": [line, *notes],
     }
-    written = [write_json(layout.root, f"{layout.nnunet_dir}/dataset.json", dataset)]
-    folds = folds_by_scan([r["scan_id"] for r in rows], design.seed)
-    k = max(folds.values()) + 1
-    if k >= 2:
-        splits = []
-        for f in range(k):
-            val = sorted(i for r in rows if folds[r["scan_id"]] == f for i in idents[r["case_id"]])
-            train = sorted(i for r in rows if folds[r["scan_id"]] != f for i in idents[r["case_id"]])
-            splits.append({"train": train, "val": val})
-        written.append(write_json(layout.root, "nnunet/splits_final.json", splits))
-    return written
+    (layout.root / "nnunet" / SPLITS).unlink(missing_ok=True)  # where versions before 0.2 wrote it
+    return [
+        write_json(layout.root, f"{layout.nnunet_dir}/dataset.json", dataset),
+        write_json(layout.root, f"{layout.nnunet_dir}/{SPLITS}", nnunet_splits(idents, groups)),
+    ]

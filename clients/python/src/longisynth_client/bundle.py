@@ -9,6 +9,7 @@ everything else (metadata, :meth:`Bundle.save`, :meth:`Bundle.to_nnunet`) does n
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -19,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from longisynth_client._format import CONTRASTS, LABEL_KEYS
-from longisynth_client._nnunet import write_nnunet
+from longisynth_client._nnunet import check_case_prefix, identifier, write_nnunet
 
 __all__ = ["Bundle", "Timepoint"]
 
@@ -203,20 +204,41 @@ class Bundle:
             target.write_bytes(self._zip.read(info))
         return root
 
-    def to_nnunet(self, dataset_dir: str | os.PathLike[str], case_prefix: str = "case") -> Path:
-        """Add the timepoints to an nnU-Net v2 dataset folder (``DatasetXXX_Name``); return it.
+    @cached_property
+    def case_id(self) -> str:
+        """A name for this bundle's case: ``bundle_`` + the first 10 hex digits of the sha256 of its
+        ``metadata.json`` (different bundles get different names; the same bundle the same one)."""
+        return "bundle_" + hashlib.sha256(self._zip.read("metadata.json")).hexdigest()[:10]
 
-        Writes ``imagesTr/<case_prefix>_<NNN>_<CCCC>.nii.gz`` (one channel per contrast),
-        ``labelsTr/<case_prefix>_<NNN>.nii.gz`` and ``dataset.json`` (``channel_names``, ``labels``,
-        ``numTraining`` recounted from ``labelsTr``, ``file_ending``). An existing ``dataset.json``
-        is merged; its channels and labels must match this bundle's. Files are copied as they are
-        (no numpy needed).
+    def to_nnunet(self, dataset_dir: str | os.PathLike[str], case_prefix: str | None = None) -> Path:
+        """Add the timepoints to an nnU-Net v2 dataset folder (``DatasetNNN_Name``); return it.
+
+        The layout is the dataset tool's (``longisynth dataset run --format nnunet``), so the folder
+        may be one it made: each timepoint is an nnU-Net case ``<case>_tp<NN>`` with
+        ``imagesTr/<case>_tp<NN>_<CCCC>.nii.gz`` (channels in the order ct, t1, t1c, t2, flair,
+        whatever order the scans were uploaded in) and ``labelsTr/<case>_tp<NN>.nii.gz``;
+        ``dataset.json`` (``channel_names``, ``labels``, ``numTraining`` recounted from
+        ``labelsTr``, ``file_ending``) is merged with an existing one, whose channels and labels
+        must match; ``splits_final.json`` (5 folds that never split a case, keeping the dataset
+        tool's source-scan groups) is recomputed: copy it to ``nnUNet_preprocessed/DatasetNNN_Name/``.
+        Files are copied as they are (no numpy needed).
+
+        Args:
+            dataset_dir: the ``DatasetNNN_Name`` folder (created if missing).
+            case_prefix: the case name (default :attr:`case_id`, unique per bundle, so bundles
+                added one after the other never overwrite each other).
+
+        Raises:
+            ValueError: a bad ``case_prefix``, a folder with other channels / labels, or a
+                ``case_prefix`` already used by another bundle in that folder.
         """
+        case = self.case_id if case_prefix is None else case_prefix
+        check_case_prefix(case)
         images: dict[str, bytes] = {}
         labels: dict[str, bytes] = {}
         for tp in self.timepoints:
-            case = f"{case_prefix}_{tp.index:03d}"
+            ident = identifier(case, tp.index)
             for channel, contrast in enumerate(self.contrasts):
-                images[f"{case}_{channel:04d}.nii.gz"] = self._zip.read(self.member(tp.index, contrast))
-            labels[f"{case}.nii.gz"] = self._zip.read(self.member(tp.index, "mask"))
-        return write_nnunet(Path(dataset_dir), self.contrasts, self.labels, images, labels)
+                images[f"{ident}_{channel:04d}.nii.gz"] = self._zip.read(self.member(tp.index, contrast))
+            labels[f"{ident}.nii.gz"] = self._zip.read(self.member(tp.index, "mask"))
+        return write_nnunet(Path(dataset_dir), self.contrasts, self.labels, case, images, labels)
