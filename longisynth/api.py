@@ -172,8 +172,10 @@ def generate(
         lenient: accept prompts with words we could not place (they are listed in metadata).
         brain_tissues: known "csf"/"gm"/"wm" probability maps (skips registration; the demo uses it).
         progress: called as ``progress(stage_name, fraction_done)``.
-        refine: run the learned boundary refiner (default: yes when a model is available; a
-            missing or corrupt model falls back to the rule-based image, and metadata says why).
+        refine: run the learned boundary refiner. Default (None): off, unless the environment
+            names a model in ``LONGISYNTH_REFINER`` (it showed no measured benefit on the
+            real-lesion yardsticks; models/README.md); True: on. A missing or corrupt model
+            falls back to the rule-based image; metadata says why it did or did not run.
         refiner: what runs the model (default: the shipped ONNX model via ONNX Runtime); the
             service passes a cross-request batcher here.
         refine_settings: sampler steps, strength and batch size.

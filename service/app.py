@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from longisynth.api import default_refiner
 from longisynth.errors import LongisynthError
+from longisynth.refine.model import DEFAULT_OFF_REASON, on_by_default
 from service import runner
 from service.batcher import DynamicBatcher
 from service.config import Settings
@@ -122,8 +123,9 @@ class Api:
         self.jobs = JobManager(self.pool)
         self.metrics = metrics
         self._lock: IO[bytes] | None = None
-        # One model per process; every study's refiner calls go through one batcher.
-        model, self.refiner_reason = default_refiner()
+        # One model per process; every study's refiner calls go through one batcher. Off unless
+        # LONGISYNTH_REFINER names a model (off by default: no measured benefit, issue 18).
+        model, self.refiner_reason = default_refiner() if on_by_default() else (None, DEFAULT_OFF_REASON)
         self.refiner: DynamicBatcher | None = (
             None
             if model is None

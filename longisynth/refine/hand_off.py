@@ -9,7 +9,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from longisynth.refine.model import Denoiser, RefinerStatus, default_refiner
+from longisynth.refine.model import (
+    DEFAULT_OFF_REASON,
+    Denoiser,
+    RefinerStatus,
+    default_refiner,
+    on_by_default,
+)
 from longisynth.refine.patches import Intensity
 from longisynth.refine.sampler import RefineSettings, refine_crops
 
@@ -26,10 +32,16 @@ class RefineContext:
 def refine_context(
     refine: bool | None, refiner: Denoiser | None, settings: RefineSettings | None
 ) -> RefineContext:
-    """Decide whether and how the refiner runs for one study (see :func:`longisynth.generate`)."""
+    """Decide whether and how the refiner runs for one study (see :func:`longisynth.generate`).
+
+    ``refine``: True runs it (the configured or shipped model), False does not, None (default)
+    runs it only when ``LONGISYNTH_REFINER`` names a model or a ``refiner`` is handed over (the
+    server's batcher, which exists only then): off by default since issue 18."""
     settings = settings or RefineSettings()
     if refine is False:
         return RefineContext(None, RefinerStatus("disabled", reason="refine=False"), settings)
+    if refine is None and refiner is None and not on_by_default():
+        return RefineContext(None, RefinerStatus("disabled", reason=DEFAULT_OFF_REASON), settings)
     if refiner is not None:
         status = refiner.status() if hasattr(refiner, "status") else RefinerStatus("applied")
         return RefineContext(refiner, status, settings)

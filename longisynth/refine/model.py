@@ -111,6 +111,21 @@ class OnnxRefiner:
         )
 
 
+# Why the refiner is off unless asked for (issue 18; models/README.md, "Measured benefit"): on the
+# real-lesion yardsticks it changes nothing measurable, and it costs seconds per study.
+DEFAULT_OFF_REASON = (
+    "off by default: no measured benefit on the real-lesion yardsticks (models/README.md); "
+    f"refine=True or {MODEL_ENV}=<model.onnx> turns it on"
+)
+
+
+def on_by_default() -> bool:
+    """Whether a request that says nothing about the refiner gets it: only when the site names a
+    model in ``LONGISYNTH_REFINER`` (a path; "off" or unset: no)."""
+    value = os.environ.get(MODEL_ENV, "").strip()
+    return bool(value) and value.lower() not in ("off", "none", "0", "false")
+
+
 def model_path() -> Path | None:
     """The configured model path, or None when the refiner is switched off (``LONGISYNTH_REFINER=off``)."""
     value = os.environ.get(MODEL_ENV, "").strip()

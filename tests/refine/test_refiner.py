@@ -158,7 +158,7 @@ def test_tiles_and_schedule() -> None:
     assert Intensity(10.0, 2.0).backward(Intensity(10.0, 2.0).forward(np.array([14.0])))[0] == 14.0
 
 
-def _lung_demo(refine: bool, **kw):  # type: ignore[no-untyped-def]
+def _lung_demo(refine: bool | None, **kw):  # type: ignore[no-untyped-def]
     d = demo_input("lung")
     return longisynth.generate(d.scans, d.prompt, seed=3, refine=refine, **kw)
 
@@ -260,3 +260,18 @@ def test_switched_off_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     meta = _lung_demo(True).extra["refiner"]
     assert meta["status"] == "unavailable" and "off" in meta["reason"]
     assert _lung_demo(False).extra["refiner"] == {"status": "disabled", "reason": "refine=False"}
+
+
+def test_off_by_default_and_on_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 18: a request that says nothing gets no refiner (metadata says why); refine=True or a
+    model named in LONGISYNTH_REFINER turns it on."""
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    meta = _lung_demo(None).extra["refiner"]
+    assert meta["status"] == "disabled" and "off by default" in meta["reason"]
+    assert "models/README.md" in meta["reason"] and MODEL_ENV in meta["reason"]
+    from longisynth.refine.hand_off import refine_context
+    from longisynth.refine.model import DEFAULT_MODEL
+
+    assert refine_context(True, None, None).status.status == "applied"  # the shipped model
+    monkeypatch.setenv(MODEL_ENV, str(DEFAULT_MODEL))
+    assert refine_context(None, None, None).status.status == "applied"

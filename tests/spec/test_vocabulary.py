@@ -230,3 +230,9 @@ def test_a_prompt_names_at_most_the_matched_phrase_and_records_it() -> None:
     assert parsed.archetype_phrase == "aggressive solid nodule"
     assert ("aggressive solid nodule", "archetype") in parsed.matched
     assert parsed.spec.growth.doubling_time_days is None  # "aggressive" belongs to the archetype here
+
+
+def test_an_archetype_named_outright_cannot_be_contradicted() -> None:
+    with pytest.raises(PromptNotUnderstoodError, match="archetype glioblastoma"):
+        read_prompt("archetype gbm, low-grade")
+    assert read_prompt("grade IV astrocytoma").archetype is None  # a histology word yields instead

@@ -29,8 +29,19 @@ Conventions decided here (documented because a prompt can be read more than one 
   "astrocytoma" / "oligodendroglioma" alone are low grade ("grade IV astrocytoma" is high),
   "diffuse midline glioma" starts in the brainstem and "butterfly" / "across the corpus callosum"
   in the corpus callosum unless another region is named;
-- pace words are a glioma's grade ("slow-growing" low, "fast-growing" / "aggressive" high); in a
-  prompt about a lung nodule they are not understood (give a doubling time instead).
+- pace words are a glioma's grade ("slow-growing" low, "fast-growing" / "aggressive" high) and a
+  lung nodule's doubling time (:data:`~longisynth.spec.prompt.handlers.LUNG_PACE_VDT_DAYS`; not for
+  a stable or shrinking nodule);
+- size adjectives ("tiny", "small", "large"...) are the final diameter on the family's scale
+  (:data:`~longisynth.spec.prompt.handlers.SIZE_WORDS`), or, next to an explicit size, a check of it;
+- multipliers ("doubles", "halves", "shrinks by half") are volumes, as the doubling time is, unless
+  "in diameter" follows; percentages ("grows by 50 %") are diameters (RECIST) unless "in volume"
+  follows; both become ``growth.volume_ratio`` over the study;
+- an archetype's name or alias ("aggressive solid nodule", "GBM", "archetype indolent_ggn") names
+  it (:attr:`ParsedPrompt.archetype`; the longest phrase wins); a histology whose archetype
+  contradicts the prompt's own grade or type ("grade IV astrocytoma") keeps its plain meaning, and
+  two archetypes, or an outright "archetype X" against the prompt's family, type or grade, are a
+  contradiction.
 """
 
 from __future__ import annotations
@@ -210,7 +221,9 @@ class _Builder:
                 if f in fixed and f in given and given[f][0] != fixed[f]
             ]
             words_alone = not any(w not in FILLER for w in _TOKEN.findall(understood[start:end]))
-            if clash and (words_alone or "family" in clash):
+            if phrase.startswith("archetype"):
+                words_alone = False  # named outright ("archetype gbm"): a clash is an error
+            if clash and (words_alone or "family" in clash or phrase.startswith("archetype")):
                 if words_alone:
                     continue  # "grade IV astrocytoma": the words mean their fields, not the archetype
                 f = clash[0]
