@@ -166,7 +166,7 @@ def simulate(
         clock.stage("appearance", STAGES["appearance"] + 0.25 * (i + 1) / n)
 
     clock.stage("refine")
-    rendered = refine_timepoints(rendered, growth.masks, renderer.intensities, refine, rng["refine"])
+    rendered = refine_timepoints(rendered, growth.masks, renderer.intensities, refine, rng["refine"], spacing)
     guards = mr_background_guards(scans, box)
     rendered = keep_mr_background(scans, box, rendered, guards)
 

@@ -4,7 +4,7 @@ timepoint and contrast of the study in one batched pass."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -16,7 +16,7 @@ from longisynth.refine.model import (
     default_refiner,
     on_by_default,
 )
-from longisynth.refine.patches import Intensity
+from longisynth.refine.patches import Intensity, region_of
 from longisynth.refine.sampler import RefineSettings, refine_crops
 
 
@@ -44,11 +44,23 @@ def refine_context(
         return RefineContext(None, RefinerStatus("disabled", reason=DEFAULT_OFF_REASON), settings)
     if refiner is not None:
         status = refiner.status() if hasattr(refiner, "status") else RefinerStatus("applied")
-        return RefineContext(refiner, status, settings)
+        return RefineContext(refiner, status, card_settings(refiner, settings))
     model, reason = default_refiner()
     if model is None:
         return RefineContext(None, RefinerStatus("unavailable", reason=reason), settings)
-    return RefineContext(model, model.status(), settings)
+    return RefineContext(model, model.status(), card_settings(model, settings))
+
+
+def card_settings(model: object, settings: RefineSettings) -> RefineSettings:
+    """``settings`` with the sampler a model's card asks for (``card["sampler"]``: steps,
+    strength, eta, region, grid_mm; a lesion-texture model's differ from the boundary refiner's).
+    The caller's batch size is kept."""
+    card = getattr(model, "card", None) or getattr(getattr(model, "model", None), "card", None)
+    sampler = (card or {}).get("sampler") if isinstance(card, dict) else None
+    if not sampler:
+        return settings
+    keys = ("steps", "strength", "eta", "region", "grid_mm")
+    return replace(settings, **{k: sampler[k] for k in keys if k in sampler})
 
 
 def refine_timepoints(
@@ -57,8 +69,13 @@ def refine_timepoints(
     intensities: dict[str, Intensity],
     ctx: RefineContext,
     rng: np.random.Generator,
+    spacing_mm: tuple[float, float, float] | None = None,
 ) -> list[dict[str, NDArray[np.float32]]]:
     """Run the refiner over every contrast of every timepoint in one batched pass.
+
+    ``spacing_mm``: the crops' voxel size; a model trained on an isotropic grid (its card's
+    ``grid_mm``) runs on the crops resampled to that grid, and only the voxels of its region are
+    written back on the scan's grid.
 
     Each contrast keeps one noise field over time (temporally consistent texture). Records the
     band size per timepoint (voxels) and the steps in ``ctx.status``.
@@ -71,10 +88,57 @@ def refine_timepoints(
     lesions = [masks[i] > 0 for i in range(len(images)) for _ in names]
     groups = [k for _ in images for k in range(len(names))]
     its = [intensities[c] for _ in images for c in names]
-    out, sizes = refine_crops(flat, lesions, its, groups, ctx.denoise, seed, ctx.settings)
+    grid = ctx.settings.grid_mm
+    if grid is None or spacing_mm is None:
+        out, sizes = refine_crops(flat, lesions, its, groups, ctx.denoise, seed, ctx.settings)
+    else:
+        out, sizes = _on_model_grid(flat, lesions, its, groups, ctx, seed, spacing_mm, grid)
     ctx.status.extra.update(
         steps=ctx.settings.steps,
         strength=ctx.settings.strength,
         band_voxels=[sizes[i * len(names)] for i in range(len(images))],
     )
     return [{c: out[i * len(names) + k] for k, c in enumerate(names)} for i in range(len(images))]
+
+
+def _on_model_grid(
+    images: list[NDArray[np.float32]],
+    lesions: list[NDArray[np.bool_]],
+    intensities: list[Intensity],
+    groups: list[int],
+    ctx: RefineContext,
+    seed: int,
+    spacing_mm: tuple[float, float, float],
+    grid_mm: float,
+) -> tuple[list[NDArray[np.float32]], list[int]]:
+    """:func:`refine_crops` on the crops resampled to an isotropic ``grid_mm`` grid (linear for
+    images, nearest for masks); the result is sampled back at the scan's voxel centres and written
+    only inside the model's region on the scan's grid (all else stays bit-identical)."""
+    from scipy import ndimage
+
+    assert ctx.denoise is not None
+    shape = images[0].shape
+    factors = [s / grid_mm for s in spacing_mm]
+    fine_shape = tuple(max(1, round(n * f)) for n, f in zip(shape, factors, strict=True))
+    # voxel-centre mapping: fine index j ↔ scan index (j + 0.5) / f − 0.5
+    axes_fine = [(np.arange(m) + 0.5) / f - 0.5 for m, f in zip(fine_shape, factors, strict=True)]
+    at_fine = np.meshgrid(*axes_fine, indexing="ij")
+    fine = [
+        ndimage.map_coordinates(img, at_fine, order=1, mode="nearest").astype(np.float32) for img in images
+    ]
+    fine_les = [
+        ndimage.map_coordinates(les.astype(np.uint8), at_fine, order=0, mode="nearest").astype(bool)
+        for les in lesions
+    ]
+    out_fine, _ = refine_crops(fine, fine_les, intensities, groups, ctx.denoise, seed, ctx.settings)
+    axes_back = [(np.arange(n) + 0.5) * f - 0.5 for n, f in zip(shape, factors, strict=True)]
+    at_back = np.meshgrid(*axes_back, indexing="ij")
+    out, sizes = [], []
+    for img, les, res in zip(images, lesions, out_fine, strict=True):
+        region = region_of(les, ctx.settings.region)
+        back = ndimage.map_coordinates(res, at_back, order=1, mode="nearest").astype(np.float32)
+        new = img.copy()
+        new[region] = back[region]
+        out.append(new)
+        sizes.append(int(region.sum()))
+    return out, sizes

@@ -56,6 +56,18 @@ def band_of(lesion: NDArray[np.bool_]) -> NDArray[np.bool_]:
     return np.asarray(outer & ~inner)
 
 
+def region_of(lesion: NDArray[np.bool_], region: str = "band") -> NDArray[np.bool_]:
+    """The voxels a model rewrites: the boundary ``band`` (:func:`band_of`), or the whole
+    ``lesion`` and its outside band (a texture model: interior and boundary)."""
+    if region == "band":
+        return band_of(lesion)
+    if region != "lesion":
+        raise ValueError(f"unknown refiner region {region!r}: band or lesion")
+    if not lesion.any():
+        return np.zeros(lesion.shape, dtype=bool)
+    return np.asarray(ndimage.binary_dilation(lesion, _ball(BAND_OUT_VOX)))
+
+
 def tent_window() -> NDArray[np.float32]:
     """Blending weight of a tile: highest in the middle, > 0 at the edge."""
     w = np.minimum(np.arange(TILE) + 1, TILE - np.arange(TILE)).astype(np.float32)

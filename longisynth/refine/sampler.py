@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from longisynth.refine.patches import TILE, Intensity, band_of, tent_window, tile_starts
+from longisynth.refine.patches import TILE, Intensity, region_of, tent_window, tile_starts
 from longisynth.refine.schedule import alphas_cumprod, ddim_timesteps
 
 Denoise = Callable[[NDArray[np.float32], NDArray[np.int64]], NDArray[np.float32]]
@@ -40,6 +40,11 @@ class RefineSettings:
     strength: float = 0.02
     eta: float = 1.0
     max_batch: int = 16
+    # What the model rewrites: "band" (the boundary refiner) or "lesion" (a lesion-texture model:
+    # interior and boundary); and the grid it was trained on (None: the scan's own grid; else
+    # isotropic, mm: crops are resampled to it and back). A model's card sets both.
+    region: str = "band"
+    grid_mm: float | None = None
 
 
 def _pad_to_tile(a: NDArray, mode: str) -> NDArray:
@@ -83,7 +88,7 @@ def refine_crops(
         seed: the study's refiner seed.
     """
     shape = images[0].shape
-    bands = [band_of(les) for les in lesions]
+    bands = [region_of(les, settings.region) for les in lesions]
     sizes = [int(b.sum()) for b in bands]
     if not any(sizes):
         return [img.copy() for img in images], sizes

@@ -79,7 +79,7 @@ def test_valid_design_resolves_strata_levels_from_the_distribution() -> None:
         ),
         (
             {"inputs": {"glob": "*.nii.gz", "manifest": "x.csv"}},
-            "exactly one of inputs.glob or inputs.manifest",
+            "exactly one of inputs.glob, inputs.manifest or inputs.demo",
         ),
         (
             {"spec": {"family": "glioma"}, "inputs": {"glob": "*", "modality": "ct"}},

@@ -1,0 +1,79 @@
+"""The lesion-texture model (issue 18): the training script trains on a lesion library (here a
+CC0 fixture of synthetic ovoid nodules), exports to ONNX with a dynamic batch, checks parity and
+writes its memorisation report; the engine runs it over the lesion and its band, on the model's
+grid, leaving every other voxel bit-identical, deterministically."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import longisynth
+from longisynth.io.scan import Scan
+from longisynth.library import build_library
+from longisynth.phantoms.thorax import make_thorax_phantom
+from longisynth.refine.model import MODEL_ENV, load_refiner
+from longisynth.refine.patches import TILE, region_of
+from tests.library.test_library import _write_pair
+
+ROOT = Path(__file__).resolve().parents[2]
+PROMPT = "solid nodule 14 mm in the right lung, scans at 0 and 6 months"
+
+
+@pytest.fixture(scope="module")
+def texture_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    src = tmp_path_factory.mktemp("tex_src")
+    for i, radius in enumerate((3.0, 4.0, 5.0, 4.5, 3.5, 5.5, 6.0, 4.2, 3.8, 5.2, 4.8, 6.5)):
+        _write_pair(src, f"case{i}", radius, i)
+    lib = tmp_path_factory.mktemp("tex_lib") / "library"
+    build_library(src, lib, licence="CC0 (test fixture)")
+    out = tmp_path_factory.mktemp("tex_out")
+    done = subprocess.run(
+        [sys.executable, "models/train_texture.py", "--tiny", "--library", str(lib), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return out / "texture.onnx"
+
+
+@pytest.mark.xdist_group("train")
+def test_texture_model_exports_with_its_card(texture_model: Path) -> None:
+    card = json.loads(texture_model.with_suffix(".json").read_text())
+    assert card["kind"] == "lesion-texture" and card["sampler"]["region"] == "lesion"
+    assert card["sampler"]["grid_mm"] == 1.0 and max(card["parity_max_abs_diff"].values()) < 1e-3
+    memo = card["memorisation"]
+    assert memo["held_apart_lesions"] >= 1 and 0.0 <= memo["flag_rate"] <= 1.0
+    assert memo["real_to_real_p1"] > 0 and "case" not in json.dumps(card)  # no source case names
+    model, reason = load_refiner(texture_model)
+    assert model is not None, reason
+    x = np.random.default_rng(0).standard_normal((3, 4, TILE, TILE, TILE)).astype(np.float32)
+    assert model(x, np.array([5, 300, 600], dtype=np.int64)).shape == (3, 1, TILE, TILE, TILE)
+
+
+@pytest.mark.xdist_group("train")
+def test_texture_model_rewrites_only_the_lesion_region_deterministically(
+    texture_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hu, affine = make_thorax_phantom(shape=(96, 96, 64), spacing_mm=(3.5, 3.5, 5.0), seed=0)
+    scan = Scan.from_array(hu, affine, "ct.nii.gz")
+    plain = longisynth.generate(scan, PROMPT, seed=4, refine=False)
+    monkeypatch.setenv(MODEL_ENV, str(texture_model))
+    a = longisynth.generate(scan, PROMPT, seed=4)
+    b = longisynth.generate(scan, PROMPT, seed=4)
+    status = a.extra["refiner"]
+    assert status["status"] == "applied" and status["model"].startswith("longisynth-texture")
+    for tp_plain, tp_a, tp_b in zip(plain.timepoints, a.timepoints, b.timepoints, strict=True):
+        region = region_of(tp_plain.mask > 0, "lesion")
+        changed = tp_plain.crops["ct"] != tp_a.crops["ct"]
+        assert not np.any(changed & ~region)  # outside the lesion and its band: bit-identical
+        assert np.any(changed & region)
+        assert np.array_equal(tp_a.crops["ct"], tp_b.crops["ct"])  # same seed, same bytes
+        assert np.array_equal(tp_plain.mask, tp_a.mask)
