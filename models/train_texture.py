@@ -305,6 +305,11 @@ def export(cfg_src: Path, library: Path, out: Path, log: Callable[[str], None] =
 
     memo = memorisation_report(cfg, library, denoise, log)
     (out / "texture.onnx").write_bytes(data)
+    # the training lesions' tiles, for the engine's per-study memorisation flag (derived from the
+    # library: keep it with the model, never commit it when the library holds patient data)
+    training, _ = split(load_lesions(library, cfg.grid_mm), cfg.hold_out)
+    bank = np.stack([tile_of(les)[0] for les in training]).astype(np.float16)
+    np.savez_compressed(out / "texture_bank.npz", tiles=bank)
     train_path = cfg_src / "texture_train.json"
     training = json.loads(train_path.read_text()) if train_path.is_file() else {}
     card: dict[str, Any] = {
@@ -321,6 +326,7 @@ def export(cfg_src: Path, library: Path, out: Path, log: Callable[[str], None] =
         "parity_max_abs_diff": parity,
         "training": training,
         "memorisation": memo,
+        "bank": "texture_bank.npz",
         "command": f"python models/train_texture.py --library {library} --out {out}",
     }
     (out / "texture.json").write_text(json.dumps(card, indent=2) + "\n")

@@ -131,6 +131,7 @@ def _on_model_grid(
         for les in lesions
     ]
     out_fine, _ = refine_crops(fine, fine_les, intensities, groups, ctx.denoise, seed, ctx.settings)
+    _memorisation_flag(ctx, out_fine, fine_les, intensities)
     axes_back = [(np.arange(n) + 0.5) * f - 0.5 for n, f in zip(shape, factors, strict=True)]
     at_back = np.meshgrid(*axes_back, indexing="ij")
     out, sizes = [], []
@@ -142,3 +143,55 @@ def _on_model_grid(
         out.append(new)
         sizes.append(int(region.sum()))
     return out, sizes
+
+
+def _memorisation_flag(
+    ctx: RefineContext,
+    images: list[NDArray[np.float32]],
+    lesions: list[NDArray[np.bool_]],
+    intensities: list[Intensity],
+) -> None:
+    """Issue 18: a generated lesion closer to a training lesion than the 1st percentile of the
+    real-to-real nearest-neighbour distances (the model card's report) is flagged in the study's
+    metadata (``simulation.refiner.memorisation_flag``). Needs the model's training-tile bank next to
+    it (``card["bank"]``); distances are RMS over the lesion region of a tile around its centre,
+    in model units, on the model's grid."""
+    from pathlib import Path
+
+    from longisynth.refine.patches import TILE
+
+    model = ctx.denoise
+    card = getattr(model, "card", None) or getattr(getattr(model, "model", None), "card", None)
+    path = getattr(model, "path", None) or getattr(getattr(model, "model", None), "path", None)
+    if not isinstance(card, dict) or not card.get("bank") or path is None:
+        return
+    report = card.get("memorisation") or {}
+    threshold = report.get("real_to_real_p1")
+    bank_path = Path(path).with_name(str(card["bank"]))
+    if threshold is None or not bank_path.is_file():
+        ctx.status.extra["memorisation_flag"] = {
+            "checked": False,
+            "reason": "no training-tile bank beside the model",
+        }
+        return
+    bank = np.load(bank_path)["tiles"].astype(np.float32)
+    nearest = []
+    for img, les, it in zip(images, lesions, intensities, strict=True):
+        if not les.any() or any(n < TILE for n in img.shape):
+            continue
+        centre = np.round(np.argwhere(les).mean(axis=0)).astype(int)
+        lo = [int(np.clip(c - TILE // 2, 0, n - TILE)) for c, n in zip(centre, img.shape, strict=True)]
+        sl = tuple(slice(a, a + TILE) for a in lo)
+        region = region_of(les[sl], "lesion")
+        q = it.forward(img[sl])[region]
+        if q.size == 0:
+            continue
+        d = np.sqrt(((bank[:, region] - q[None, :]) ** 2).mean(axis=1))
+        nearest.append(float(d.min()))
+    if nearest:
+        ctx.status.extra["memorisation_flag"] = {
+            "checked": True,
+            "nearest_training_distance": round(min(nearest), 4),
+            "real_to_real_p1": round(float(threshold), 4),
+            "flagged": bool(min(nearest) < float(threshold)),
+        }

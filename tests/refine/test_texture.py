@@ -70,6 +70,9 @@ def test_texture_model_rewrites_only_the_lesion_region_deterministically(
     b = longisynth.generate(scan, PROMPT, seed=4)
     status = a.extra["refiner"]
     assert status["status"] == "applied" and status["model"].startswith("longisynth-texture")
+    flag = status["memorisation_flag"]  # the per-study check against the training lesions
+    assert flag["checked"] is True and isinstance(flag["flagged"], bool)
+    assert flag["nearest_training_distance"] > 0 and flag["real_to_real_p1"] > 0
     for tp_plain, tp_a, tp_b in zip(plain.timepoints, a.timepoints, b.timepoints, strict=True):
         region = region_of(tp_plain.mask > 0, "lesion")
         changed = tp_plain.crops["ct"] != tp_a.crops["ct"]
