@@ -20,7 +20,6 @@ and summary (:func:`longisynth.review.apply.apply_review`) before the reply.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections import OrderedDict
@@ -39,7 +38,7 @@ from longisynth.errors import InvalidInputError, LongisynthError
 from longisynth.review.apply import apply_review, archetype_of
 from longisynth.review.store import REASONS, VerdictStore, parse_verdict, validate_reviewer
 from longisynth.review.views import CaseView, load_case_view
-from longisynth.vtt.server import NO_STORE, json_error, static_file
+from longisynth.vtt.server import NO_STORE, json_error, json_object, static_file
 
 log = logging.getLogger(__name__)
 STATIC = {
@@ -151,12 +150,9 @@ def create_app(run_dir: Path, reviewer: str = "") -> Starlette:
         case_id = request.path_params["case_id"]
         if case_id not in known:
             return json_error(404, "unknown case")
-        try:
-            body = json.loads(await request.body())
-        except ValueError:
-            return json_error(400, "body must be JSON")
-        if not isinstance(body, dict):
-            return json_error(400, "body must be a JSON object")
+        body = await json_object(request)
+        if isinstance(body, Response):
+            return body
         try:
             v = parse_verdict(case_id, body, reviewer)
         except InvalidInputError as exc:

@@ -42,6 +42,17 @@ def static_file(name: str, package: str = "longisynth.vtt") -> bytes:
     return resources.files(package).joinpath("static", name).read_bytes()
 
 
+async def json_object(request: Request) -> dict[str, Any] | Response:
+    """The request's JSON object body, or the 400 response that says why it is not one."""
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        return json_error(400, "body must be JSON")
+    if not isinstance(body, dict):
+        return json_error(400, "body must be a JSON object")
+    return body
+
+
 def json_error(status: int, message: str) -> JSONResponse:
     """``{"error": message}`` with ``status``, never cached (every API error of the reading pages)."""
     return JSONResponse({"error": message}, status_code=status, headers=NO_STORE)
@@ -92,12 +103,9 @@ def create_app(study: Path) -> Starlette:
         item_id = request.path_params["item_id"]
         if item_id not in known:
             return json_error(404, "unknown item")
-        try:
-            body = json.loads(await request.body())
-        except ValueError:
-            return json_error(400, "body must be JSON")
-        if not isinstance(body, dict):
-            return json_error(400, "body must be a JSON object")
+        body = await json_object(request)
+        if isinstance(body, Response):
+            return body
         try:
             ans = parse_answer(request.path_params["reader"], item_id, body)
         except InvalidInputError as exc:

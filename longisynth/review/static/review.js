@@ -1,20 +1,10 @@
 // Expert review page of a longisynth dataset run. Plain JS, no build step.
-// SliceViewer, VIEWS and AXIS_OF_VIEW come from the VTT's viewer.js (the same reading viewer).
+// SliceViewer, VIEWS, AXIS_OF_VIEW and api() come from the VTT's viewer.js (the same reading viewer).
 "use strict";
 
 const VIEW_PX = [110, 300]; // longest side of a view on screen, px: at least, at most
 const S = { run: null, verdicts: {}, index: 0, viewer: null, loading: 0 };
 const $ = (id) => document.getElementById(id);
-
-async function api(path, options) {
-  const r = await fetch(path, options);
-  if (!r.ok) {
-    let msg = r.status + " " + r.statusText;
-    try { msg = (await r.json()).error || msg; } catch (e) { /* not JSON */ }
-    throw new Error(msg);
-  }
-  return r;
-}
 
 function statusOf(caseId) {
   const v = S.verdicts[caseId];

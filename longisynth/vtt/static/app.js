@@ -3,19 +3,9 @@
 "use strict";
 
 const VIEW_PX_MAX = 420; // longest side of a view on screen, at most
-// SliceViewer, VIEWS and AXIS_OF_VIEW come from viewer.js (shared with the expert review page).
+// SliceViewer, VIEWS, AXIS_OF_VIEW and api() come from viewer.js (shared with the expert review page).
 const S = { reader: null, study: null, index: 0, viewer: null, shownAt: 0 };
 const $ = (id) => document.getElementById(id);
-
-async function api(path, options) {
-  const r = await fetch(path, options);
-  if (!r.ok) {
-    let msg = r.status + " " + r.statusText;
-    try { msg = (await r.json()).error || msg; } catch (e) { /* not JSON */ }
-    throw new Error(msg);
-  }
-  return r;
-}
 
 function show(section) {
   for (const id of ["login", "reading", "done"]) $(id).classList.toggle("hidden", id !== section);

@@ -5,6 +5,17 @@
 // red tint when the mask overlay is on.
 "use strict";
 
+// fetch that throws the server's JSON error message (both pages' API calls go through it)
+async function api(path, options) {
+  const r = await fetch(path, options);
+  if (!r.ok) {
+    let msg = r.status + " " + r.statusText;
+    try { msg = (await r.json()).error || msg; } catch (e) { /* not JSON */ }
+    throw new Error(msg);
+  }
+  return r;
+}
+
 const VIEWS = ["axial", "coronal", "sagittal"];
 const AXIS_OF_VIEW = { axial: 2, coronal: 1, sagittal: 0 }; // the axis each view slices through
 
