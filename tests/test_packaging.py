@@ -350,7 +350,14 @@ def test_installed_wheel_finds_its_model_outside_the_checkout(tmp_path: Path) ->
     )
     wheel = next(tmp_path.glob("longisynth-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    for member in ("refine/weights/refiner.onnx", "refine/weights/refiner.json", "vtt/static/index.html"):
+    for member in (
+        "refine/weights/refiner.onnx",
+        "refine/weights/refiner.json",
+        "vtt/static/index.html",
+        "vtt/static/viewer.js",
+        "review/static/review.html",
+        "archetypes/data/glioblastoma.yaml",
+    ):
         assert f"longisynth/{member}" in names, member
     target = tmp_path / "site"
     subprocess.run(
@@ -367,3 +374,8 @@ def test_installed_wheel_finds_its_model_outside_the_checkout(tmp_path: Path) ->
         [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
     ).stdout.splitlines()
     assert Path(out[0]).is_relative_to(target) and out[1] == "True "
+    probe = "from longisynth.archetypes import builtin_registry; print(len(builtin_registry().names()))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert int(out[0]) >= 13  # the shipped archetypes load from site-packages
