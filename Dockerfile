@@ -51,6 +51,7 @@ RUN pip wheel --no-deps --wheel-dir /wheels . \
         "matplotlib==3.11.2" \
         "rich==15.0.0" \
         "scikit-learn==1.9.1" \
+        "pyyaml==6.0.4" \
         "bentoml==1.4.40" \
         "starlette==1.10.0" \
         "python-multipart==0.0.34" \
@@ -88,7 +89,7 @@ COPY --from=builder /wheels /wheels
 RUN python3.11 -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links=/wheels \
         numpy scipy nibabel pydicom SimpleITK nilearn pydantic isal matplotlib rich scikit-learn \
-        bentoml starlette python-multipart onnxruntime-gpu \
+        pyyaml bentoml starlette python-multipart onnxruntime-gpu \
     && /opt/venv/bin/pip install --no-cache-dir --no-index --no-deps --find-links=/wheels longisynth \
     && /opt/venv/bin/pip uninstall -y pip setuptools wheel \
     && rm -rf /wheels

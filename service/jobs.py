@@ -177,10 +177,11 @@ class JobManager:
     def recover(self, folders: list[Path]) -> int:
         """Jobs a stopped server left in ``folders`` (those with a ``job.json``) come back as
         ``failed`` with the reason, their uploads and results deleted; returns how many."""
-        now = time.monotonic()
+        now, wall = time.monotonic(), time.time()
         found = 0
         for folder in folders:
             try:
+                age_s = max(0.0, wall - (folder / STATE_FILE).stat().st_mtime)
                 state = json.loads((folder / STATE_FILE).read_text())
                 job = Job(str(state["id"]), folder, owner=str(state.get("owner", "")))
                 job.status = str(state["status"])
@@ -191,7 +192,9 @@ class JobManager:
                 continue
             if job.status not in ("failed", "cancelled"):
                 job.status, job.error = "failed", dict(INTERRUPTED)
-            job.finished_at = now
+            # their last state change keeps their order: eviction drops the oldest, not whichever
+            # folder came first (the job interrupted by the crash is the newest)
+            job.finished_at = now - age_s
             _clear_payload(folder)
             job.save()
             with self._lock:

@@ -11,9 +11,11 @@ from numpy.typing import NDArray
 
 from longisynth.refine.model import (
     DEFAULT_OFF_REASON,
+    MODEL_ENV,
     Denoiser,
     RefinerStatus,
     default_refiner,
+    model_path,
     on_by_default,
 )
 from longisynth.refine.patches import Intensity, region_of
@@ -41,7 +43,8 @@ def refine_context(
     if refine is False:
         return RefineContext(None, RefinerStatus("disabled", reason="refine=False"), settings)
     if refine is None and refiner is None and not on_by_default():
-        return RefineContext(None, RefinerStatus("disabled", reason=DEFAULT_OFF_REASON), settings)
+        reason = DEFAULT_OFF_REASON if model_path() is not None else f"switched off ({MODEL_ENV}=off)"
+        return RefineContext(None, RefinerStatus("disabled", reason=reason), settings)
     if refiner is not None:
         status = refiner.status() if hasattr(refiner, "status") else RefinerStatus("applied")
         return RefineContext(refiner, status, card_settings(refiner, settings))

@@ -46,7 +46,7 @@ def test_local_run_of_3_scans_x_4_cases_then_rerun_skips_and_verifies(
         assert len(volumes) == json.loads(row["spec"])["n_timepoints"] > 1
         assert volumes[-1] >= volumes[0] > 0  # growth; a slow GGO may stay within its 3.5 mm voxels
         assert row["hard_checks_passed"] == "true"
-        assert row["refiner"] == "unavailable" and "off" in row["refiner_reason"]
+        assert row["refiner"] == "disabled" and "off" in row["refiner_reason"]
         with zipfile.ZipFile(out / row["bundle"]) as zf:
             meta = json.loads(zf.read("metadata.json"))
             assert meta["timings_s"] == {} and "timepoint_00/displacement.nii.gz" not in zf.namelist()
