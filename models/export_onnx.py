@@ -43,18 +43,13 @@ PARITY_TOLERANCE = 1e-3
 MEMORISATION_EXAMPLES = 48
 
 
-def export(src: Path, out: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Export ``src/refiner.pt`` to ``out/refiner.onnx`` and write ``out/refiner.json``."""
-    import onnxruntime as ort
+def onnx_bytes(model: Any, example_t: tuple[int, int]) -> bytes:
+    """The network as ONNX (TorchScript exporter, opset 17, dynamic batch on x, t and eps),
+    traced on a seeded example batch of 2 with timesteps ``example_t`` (byte-deterministic)."""
     import torch
 
-    ckpt = torch.load(src / "refiner.pt", map_location="cpu", weights_only=False)
-    cfg = Config(**ckpt["config"])
-    model = build_model(cfg.width)
-    model.load_state_dict(ckpt["state_dict"])
-    model.eval()
     torch.manual_seed(0)
-    example = (torch.randn(2, 4, TILE, TILE, TILE), torch.tensor([10, 200]))
+    example = (torch.randn(2, 4, TILE, TILE, TILE), torch.tensor(list(example_t)))
     buffer = io.BytesIO()
     # a BytesIO works with the TorchScript exporter, though the stubs only name paths
     torch.onnx.export(
@@ -67,7 +62,20 @@ def export(src: Path, out: Path, log: Callable[[str], None] = print) -> dict[str
         output_names=["eps"],
         dynamic_axes={"x": {0: "batch"}, "t": {0: "batch"}, "eps": {0: "batch"}},
     )
-    data = buffer.getvalue()
+    return buffer.getvalue()
+
+
+def export(src: Path, out: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Export ``src/refiner.pt`` to ``out/refiner.onnx`` and write ``out/refiner.json``."""
+    import onnxruntime as ort
+    import torch
+
+    ckpt = torch.load(src / "refiner.pt", map_location="cpu", weights_only=False)
+    cfg = Config(**ckpt["config"])
+    model = build_model(cfg.width)
+    model.load_state_dict(ckpt["state_dict"])
+    model.eval()
+    data = onnx_bytes(model, (10, 200))
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
 
     parity = {}

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import sys
 import time
@@ -46,6 +45,7 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from export_onnx import onnx_bytes
 from train_refiner import build_model
 
 from longisynth.refine.patches import CT_INTENSITY, TILE, noise_std_estimate, region_of
@@ -270,19 +270,7 @@ def export(cfg_src: Path, library: Path, out: Path, log: Callable[[str], None] =
     model = build_model(cfg.width)
     model.load_state_dict(ckpt["state_dict"])
     model.eval()
-    torch.manual_seed(0)
-    buffer = io.BytesIO()
-    torch.onnx.export(
-        model,
-        (torch.randn(2, 4, TILE, TILE, TILE), torch.tensor([10, 500])),
-        buffer,  # type: ignore[arg-type]
-        dynamo=False,
-        opset_version=17,
-        input_names=["x", "t"],
-        output_names=["eps"],
-        dynamic_axes={"x": {0: "batch"}, "t": {0: "batch"}, "eps": {0: "batch"}},
-    )
-    data = buffer.getvalue()
+    data = onnx_bytes(model, (10, 500))
     options = ort.SessionOptions()
     options.use_deterministic_compute = True
     session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
