@@ -2,7 +2,7 @@
 as the boundary refiner (MONAI DiffusionModelUNet), trained on *real lesions* from a lesion
 library, generating the lesion's interior and its boundary band.
 
-    python models/train_texture.py --library lib/ --out texture/          # CPU, ≈ 10 min on 2 cores
+    python models/train_texture.py --library lib/ --out texture/          # CPU: 19 min on 2 shared cores
     python models/train_texture.py --library lib/ --out texture/ --quick  # a few minutes
     python models/train_texture.py --library lib/ --out texture/ --device cuda --steps 20000 --width 16
     LONGISYNTH_REFINER=texture/texture.onnx longisynth generate ...        # use it (or refine=True)
@@ -48,7 +48,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from export_onnx import onnx_bytes
 from train_refiner import build_model
 
-from longisynth.refine.patches import CT_INTENSITY, TILE, noise_std_estimate, region_of
+from longisynth.refine.patches import (
+    CT_INTENSITY,
+    TILE,
+    centred_tile,
+    nearest_distance,
+    noise_std_estimate,
+    region_of,
+)
 from longisynth.refine.sampler import RefineSettings, refine_crops
 from longisynth.refine.schedule import BETA_END, BETA_START, NUM_TRAIN_TIMESTEPS, alphas_cumprod
 
@@ -153,11 +160,7 @@ def tile_of(
 ) -> tuple[NDArray[np.float32], NDArray[np.uint8]]:
     """The 24³ tile around the lesion's centre (shifted by up to 3 voxels with ``rng``)."""
     shift = rng.integers(-3, 4, size=3) if rng is not None else np.zeros(3, dtype=np.int64)
-    lo = [
-        int(np.clip(c + s - TILE // 2, 0, n - TILE))
-        for c, s, n in zip(lesion.centre, shift, lesion.image.shape, strict=True)
-    ]
-    sl = tuple(slice(a, a + TILE) for a in lo)
+    sl = centred_tile(lesion.image.shape, lesion.centre + shift)
     return lesion.image[sl], lesion.labels[sl]
 
 
@@ -322,13 +325,6 @@ def export(cfg_src: Path, library: Path, out: Path, log: Callable[[str], None] =
     return card
 
 
-def _nn_distance(query: NDArray[np.float32], region: NDArray[np.bool_], bank: NDArray[np.float32]) -> float:
-    """Smallest RMS difference over ``region`` between ``query`` and the bank's tiles."""
-    q = query[region]
-    d = np.sqrt(((bank[:, region] - q[None, :]) ** 2).mean(axis=1))
-    return float(d.min())
-
-
 def memorisation_report(
     cfg: Config, library: Path, denoise: Callable[..., NDArray[np.float32]], log: Callable[[str], None]
 ) -> dict[str, Any]:
@@ -353,8 +349,8 @@ def memorisation_report(
         guide = rule_guide(x0, labels, les.noise_std, rng)
         hu = CT_INTENSITY.backward(guide)
         (out,), _ = refine_crops([hu], [labels > 0], [CT_INTENSITY], [0], denoise, 1000 + k, settings)
-        generated.append(_nn_distance(CT_INTENSITY.forward(out), region, bank))
-        real.append(_nn_distance(x0, region, bank))
+        generated.append(nearest_distance(CT_INTENSITY.forward(out), region, bank))
+        real.append(nearest_distance(x0, region, bank))
     p1 = float(np.percentile(real, 1))
     flagged = int(sum(g < p1 for g in generated))
     report = {

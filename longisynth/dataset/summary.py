@@ -18,6 +18,7 @@ import numpy as np
 from scipy import stats
 
 from longisynth.archetypes import ArchetypeRegistry
+from longisynth.archetypes.model import flatten, left_to_request
 from longisynth.dataset.design import DatasetDesign, ExportFormat
 from longisynth.dataset.folds import describe
 from longisynth.dataset.plan import reference_sample
@@ -39,33 +40,45 @@ def field_table(design: DatasetDesign, rows: list[dict[str, Any]]) -> list[dict[
         ref = [d[path] for d in reference if path in d]
         if not ref:
             continue
-        if _is_numeric(ref):
-            entry: dict[str, Any] = {"field": path, "kind": "numeric", "n": len(real)}
-            entry["design"] = _describe(ref)
-            entry["realised"] = _describe(real) if real else None
-            entry["ks_p"] = float(stats.ks_2samp(real, ref).pvalue) if len(real) >= 2 else None
-            out.append(entry)
-            continue
-        ref_counts = Counter(str(v) for v in ref)
-        real_counts = Counter(str(v) for v in real)
-        n = len(real)
-        for value in sorted(set(ref_counts) | set(real_counts)):
-            p = ref_counts[value] / len(ref)
-            phat = real_counts[value] / n if n else 0.0
-            se = math.sqrt(p * (1 - p) / n) if n and 0 < p < 1 else 0.0
-            z = (phat - p) / se if se > 0 else (0.0 if phat == p else math.inf)
-            out.append(
-                {
-                    "field": path,
-                    "kind": "categorical",
-                    "value": value,
-                    "n": n,
-                    "design_share": p,
-                    "realised_share": phat,
-                    "count": real_counts[value],
-                    "z": z,
-                }
-            )
+        out += compare(ref, real, {"field": path})
+    return out
+
+
+def compare(ref: list[Any], real: list[Any], key: dict[str, Any]) -> list[dict[str, Any]]:
+    """Design (``ref``: reference draws) against realised values of one field, as table entries
+    starting with ``key``: one numeric entry (mean and quantiles, KS p), or one per categorical
+    value (shares, count, z = realised − design in binomial standard errors)."""
+    n = len(real)
+    if _is_numeric(ref):
+        return [
+            {
+                **key,
+                "kind": "numeric",
+                "n": n,
+                "design": _describe(ref),
+                "realised": _describe(real) if real else None,
+                "ks_p": float(stats.ks_2samp(real, ref).pvalue) if n >= 2 else None,
+            }
+        ]
+    ref_counts, real_counts = Counter(str(v) for v in ref), Counter(str(v) for v in real)
+    out = []
+    for value in sorted(set(ref_counts) | set(real_counts)):
+        p = ref_counts[value] / len(ref)
+        phat = real_counts[value] / n if n else 0.0
+        se = math.sqrt(p * (1 - p) / n) if n and 0 < p < 1 else 0.0
+        z = (phat - p) / se if se > 0 else (0.0 if phat == p else math.inf)
+        out.append(
+            {
+                **key,
+                "kind": "categorical",
+                "value": value,
+                "n": n,
+                "design_share": p,
+                "realised_share": phat,
+                "count": real_counts[value],
+                "z": z,
+            }
+        )
     return out
 
 
@@ -152,8 +165,6 @@ def archetype_table(
     by_name: dict[str, list[dict[str, Any]]] = {}
     for r in done:
         by_name.setdefault(str(r["archetype"]), []).append(r)
-    from longisynth.archetypes.model import flatten, left_to_request
-
     fixed = flatten(design.spec.model_dump(mode="json", exclude_none=True))
     given = {**fixed, **{p: None for p in design.sample}}
     out: list[dict[str, Any]] = []
@@ -169,35 +180,7 @@ def archetype_table(
             ref = [d[path] for d in reference if path in d]
             if not ref:
                 continue
-            if _is_numeric(ref):
-                out.append(
-                    {
-                        "archetype": arch.key,
-                        "field": path,
-                        "kind": "numeric",
-                        "n": len(real),
-                        "design": _describe(ref),
-                        "realised": _describe(real) if real else None,
-                        "ks_p": float(stats.ks_2samp(real, ref).pvalue) if len(real) >= 2 else None,
-                    }
-                )
-                continue
-            ref_counts, real_counts = Counter(str(v) for v in ref), Counter(str(v) for v in real)
-            for value in sorted(set(ref_counts) | set(real_counts)):
-                p = ref_counts[value] / len(ref)
-                phat = real_counts[value] / len(real) if real else 0.0
-                out.append(
-                    {
-                        "archetype": arch.key,
-                        "field": path,
-                        "kind": "categorical",
-                        "value": value,
-                        "n": len(real),
-                        "design_share": p,
-                        "realised_share": phat,
-                        "count": real_counts[value],
-                    }
-                )
+            out += compare(ref, real, {"archetype": arch.key, "field": path})
     return out
 
 

@@ -22,7 +22,6 @@ from longisynth.dataset.manifest import plan_row, result_columns
 from longisynth.dataset.plan import CasePlan
 from longisynth.dataset.store import Layout, atomic_json, sha256_file, write_marker
 from longisynth.errors import InvalidInputError, LongisynthError
-from longisynth.io.scan import Scan
 from longisynth.result import Study
 
 
@@ -99,22 +98,6 @@ def _record_error(layout: Layout, case_id: str, row: dict[str, Any]) -> None:
         pass  # the driver still gets the row back
 
 
-def demo_scans(kind: str, seed: int, size: str) -> tuple[dict[str, Scan], dict[str, Any] | None]:
-    """The embedded phantom of a demo input (and the brain's known tissue maps)."""
-    if kind == "lung":
-        from longisynth.phantoms.thorax import make_thorax_phantom
-
-        grid = {"shape": (128, 128, 90), "spacing_mm": (2.8, 2.8, 4.0)} if size == "small" else {}
-        hu, affine = make_thorax_phantom(seed=seed, **grid)  # type: ignore[arg-type]
-        return {"ct": Scan.from_array(hu, affine, "thorax_phantom.nii.gz")}, None
-    from longisynth.phantoms.brain import brain_phantom_tissues, make_brain_phantom
-
-    spacing = 3.0 if size == "small" else 1.0
-    images, affine = make_brain_phantom(seed=seed, spacing_mm=spacing)
-    scans = {c: Scan.from_array(v, affine, f"mni152_{c}.nii.gz") for c, v in images.items()}
-    return scans, brain_phantom_tissues(spacing)
-
-
 def _simulate(task: CaseTask) -> Study:
     from longisynth.anatomy.modality import detect_modality
     from longisynth.api import generate
@@ -124,7 +107,11 @@ def _simulate(task: CaseTask) -> Study:
     brain_tissues = None
     demo = parse_demo_path(next(iter(case.scan.paths.values())))
     if demo is not None:
-        scans, brain_tissues = demo_scans(*demo)
+        from longisynth.demo import demo_input
+
+        kind, phantom_seed, size = demo
+        phantom = demo_input(kind, phantom_seed, size)
+        scans, brain_tissues = phantom.scans, phantom.brain_tissues
     else:
         scans = {contrast: read_scan(Path(p)) for contrast, p in case.scan.paths.items()}
     main = next(iter(scans.values()))

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -18,7 +21,7 @@ from longisynth.refine.model import (
     model_path,
     on_by_default,
 )
-from longisynth.refine.patches import Intensity, region_of
+from longisynth.refine.patches import TILE, Intensity, centred_tile, nearest_distance, region_of
 from longisynth.refine.sampler import RefineSettings, refine_crops
 
 
@@ -58,8 +61,8 @@ def card_settings(model: object, settings: RefineSettings) -> RefineSettings:
     """``settings`` with the sampler a model's card asks for (``card["sampler"]``: steps,
     strength, eta, region, grid_mm; a lesion-texture model's differ from the boundary refiner's).
     The caller's batch size is kept."""
-    card = getattr(model, "card", None) or getattr(getattr(model, "model", None), "card", None)
-    sampler = (card or {}).get("sampler") if isinstance(card, dict) else None
+    card = _model_attr(model, "card")
+    sampler = card.get("sampler") if isinstance(card, dict) else None
     if not sampler:
         return settings
     keys = ("steps", "strength", "eta", "region", "grid_mm")
@@ -148,6 +151,17 @@ def _on_model_grid(
     return out, sizes
 
 
+def _model_attr(model: object, name: str) -> Any:
+    """An attribute of the model, or of the model a batcher wraps (``model.model``)."""
+    return getattr(model, name, None) or getattr(getattr(model, "model", None), name, None)
+
+
+@lru_cache(maxsize=4)
+def _training_bank(path: str, mtime_ns: int) -> NDArray[np.float32]:
+    """A texture model's training tiles, read once per file version (every study checks them)."""
+    return np.load(path)["tiles"].astype(np.float32)
+
+
 def _memorisation_flag(
     ctx: RefineContext,
     images: list[NDArray[np.float32]],
@@ -158,18 +172,11 @@ def _memorisation_flag(
     real-to-real nearest-neighbour distances (the model card's report) is flagged in the study's
     metadata (``simulation.refiner.memorisation_flag``). Needs the model's training-tile bank next to
     it (``card["bank"]``); distances are RMS over the lesion region of a tile around its centre,
-    in model units, on the model's grid."""
-    from pathlib import Path
-
-    from longisynth.refine.patches import TILE
-
-    model = ctx.denoise
-    card = getattr(model, "card", None) or getattr(getattr(model, "model", None), "card", None)
-    path = getattr(model, "path", None) or getattr(getattr(model, "model", None), "path", None)
+    in model units, on the model's grid (:func:`~longisynth.refine.patches.nearest_distance`)."""
+    card, path = _model_attr(ctx.denoise, "card"), _model_attr(ctx.denoise, "path")
     if not isinstance(card, dict) or not card.get("bank") or path is None:
         return
-    report = card.get("memorisation") or {}
-    threshold = report.get("real_to_real_p1")
+    threshold = (card.get("memorisation") or {}).get("real_to_real_p1")
     bank_path = Path(path).with_name(str(card["bank"]))
     if threshold is None or not bank_path.is_file():
         ctx.status.extra["memorisation_flag"] = {
@@ -177,20 +184,15 @@ def _memorisation_flag(
             "reason": "no training-tile bank beside the model",
         }
         return
-    bank = np.load(bank_path)["tiles"].astype(np.float32)
+    bank = _training_bank(str(bank_path), bank_path.stat().st_mtime_ns)
     nearest = []
     for img, les, it in zip(images, lesions, intensities, strict=True):
         if not les.any() or any(n < TILE for n in img.shape):
             continue
-        centre = np.round(np.argwhere(les).mean(axis=0)).astype(int)
-        lo = [int(np.clip(c - TILE // 2, 0, n - TILE)) for c, n in zip(centre, img.shape, strict=True)]
-        sl = tuple(slice(a, a + TILE) for a in lo)
+        sl = centred_tile(img.shape, np.round(np.argwhere(les).mean(axis=0)).astype(int))
         region = region_of(les[sl], "lesion")
-        q = it.forward(img[sl])[region]
-        if q.size == 0:
-            continue
-        d = np.sqrt(((bank[:, region] - q[None, :]) ** 2).mean(axis=1))
-        nearest.append(float(d.min()))
+        if region.any():
+            nearest.append(nearest_distance(it.forward(img[sl]), region, bank))
     if nearest:
         ctx.status.extra["memorisation_flag"] = {
             "checked": True,

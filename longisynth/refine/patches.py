@@ -68,6 +68,21 @@ def region_of(lesion: NDArray[np.bool_], region: str = "band") -> NDArray[np.boo
     return np.asarray(ndimage.binary_dilation(lesion, _ball(BAND_OUT_VOX)))
 
 
+def centred_tile(shape: tuple[int, ...], centre: NDArray[np.integer]) -> tuple[slice, slice, slice]:
+    """The TILE³ window of an array of ``shape`` (≥ TILE per axis) closest to centred on ``centre``."""
+    lo = [int(np.clip(int(c) - TILE // 2, 0, n - TILE)) for c, n in zip(centre, shape, strict=True)]
+    return (slice(lo[0], lo[0] + TILE), slice(lo[1], lo[1] + TILE), slice(lo[2], lo[2] + TILE))
+
+
+def nearest_distance(
+    query: NDArray[np.float32], region: NDArray[np.bool_], bank: NDArray[np.float32]
+) -> float:
+    """Smallest RMS difference over ``region`` between the tile ``query`` and the tiles of ``bank``
+    (N, TILE, TILE, TILE), model units: the memorisation distance of a texture model."""
+    q = query[region]
+    return float(np.sqrt(((bank[:, region] - q[None, :]) ** 2).mean(axis=1)).min())
+
+
 def tent_window() -> NDArray[np.float32]:
     """Blending weight of a tile: highest in the middle, > 0 at the edge."""
     w = np.minimum(np.arange(TILE) + 1, TILE - np.arange(TILE)).astype(np.float32)

@@ -220,10 +220,11 @@ class _Builder:
                 for f in ("family", "nodule_type", "grade")
                 if f in fixed and f in given and given[f][0] != fixed[f]
             ]
-            words_alone = not any(w not in FILLER for w in _TOKEN.findall(understood[start:end]))
-            if phrase.startswith("archetype"):
-                words_alone = False  # named outright ("archetype gbm"): a clash is an error
-            if clash and (words_alone or "family" in clash or phrase.startswith("archetype")):
+            outright = phrase.startswith("archetype")  # "archetype gbm": a clash is an error
+            words_alone = not outright and not any(
+                w not in FILLER for w in _TOKEN.findall(understood[start:end])
+            )
+            if clash and (words_alone or outright or "family" in clash):
                 if words_alone:
                     continue  # "grade IV astrocytoma": the words mean their fields, not the archetype
                 f = clash[0]
