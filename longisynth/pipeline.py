@@ -22,7 +22,7 @@ from scipy import ndimage
 
 from longisynth import checks as ck
 from longisynth.anatomy.mri_intensity import BackgroundGuard
-from longisynth.deformation import jacobian_determinant, mass_effect_field, warp
+from longisynth.deformation import Warper, jacobian_determinant, mass_effect_field
 from longisynth.families import family_for
 from longisynth.families.base import Inputs, Site
 from longisynth.geometry import Box, Geometry
@@ -160,8 +160,9 @@ def simulate(
     renderer = family.renderer(inputs, anatomy, box)
     rendered = []
     backgrounds: dict[str, NDArray[np.float32]] = {}
+    warpers = {c: Warper(crops[c]) for c in scans}
     for i in range(n):
-        backgrounds = {c: warp(crops[c], fields[i], spacing) for c in scans}
+        backgrounds = {c: warpers[c](fields[i], spacing) for c in scans}
         rendered.append(renderer.render(i, backgrounds, growth))
         clock.stage("appearance", STAGES["appearance"] + 0.25 * (i + 1) / n)
 

@@ -359,16 +359,24 @@ def _block_mean(hu: NDArray, factors: tuple[int, ...]) -> NDArray[np.float32]:
 
 
 def _block_mean_chunk(chunk: NDArray, factors: tuple[int, ...]) -> NDArray[np.float32]:
-    out = chunk
-    for ax, f in enumerate(factors):
+    out: NDArray = chunk
+    counts = []
+    # Outermost axis in memory first: each sum then adds whole contiguous planes or rows (twice
+    # as fast as reduceat on a Fortran-ordered CT), the innermost last, on a quarter of the data.
+    for ax in sorted(range(3), key=lambda a: -abs(chunk.strides[a])):
+        f, n = factors[ax], out.shape[ax]
+        starts = np.arange(0, n, f)
+        counts.append((ax, np.diff(np.append(starts, n)).astype(np.float32)))
         if f == 1:
             out = out.astype(np.float32, copy=False)
-            continue
-        starts = np.arange(0, out.shape[ax], f)
-        counts = np.diff(np.append(starts, out.shape[ax])).astype(np.float32)
-        out = np.add.reduceat(out, starts, axis=ax, dtype=np.float32)
-        out /= counts.reshape([-1 if a == ax else 1 for a in range(3)])
-    return out
+        elif n % f == 0:
+            split = (*out.shape[:ax], n // f, f, *out.shape[ax + 1 :])
+            out = out.reshape(split).sum(axis=ax + 1, dtype=np.float32)
+        else:
+            out = np.add.reduceat(out, starts, axis=ax, dtype=np.float32)
+    for ax, c in counts:
+        out /= c.reshape([-1 if a == ax else 1 for a in range(3)])
+    return np.asarray(out, dtype=np.float32)
 
 
 def _stride(labels: NDArray, factors: tuple[int, ...], shape: tuple[int, int, int]) -> NDArray:

@@ -68,7 +68,16 @@ def fine_lung_mask(
 def soft_tissue_noise(scan: Scan) -> NoiseModel:
     """The CT's noise, measured in homogeneous soft tissue (:data:`SOFT_TISSUE_HU`)."""
     values = scan.values()
-    mask = (values > SOFT_TISSUE_HU[0]) & (values < SOFT_TISSUE_HU[1])
+    lo, hi = SOFT_TISSUE_HU
+    if np.issubdtype(values.dtype, np.integer):
+        # the same test with integer bounds (v > lo ⇔ v > ⌊lo⌋, v < hi ⇔ v < ⌈hi⌉): no float64 copy
+        # of the whole scan
+        info = np.iinfo(values.dtype)
+        lo_i, hi_i = int(np.floor(lo)), int(np.ceil(hi))
+        above = values > lo_i if lo_i >= info.min else np.ones(values.shape, dtype=bool)
+        mask = above & (values < hi_i) if hi_i <= info.max else above
+    else:
+        mask = (values > lo) & (values < hi)
     return estimate_noise(values, scan.geometry.spacing_mm, mask)
 
 

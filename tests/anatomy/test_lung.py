@@ -191,3 +191,30 @@ def test_central_part_of_a_thin_lobe_exists(phantom: tuple) -> None:
     lobe = lung_region(anatomy, lung_lobe=LungLobe.RIGHT_MIDDLE)
     assert region.any() and (anatomy.lobes[region] == 13).all()
     assert region.sum() < 0.5 * lobe.sum()
+
+
+@pytest.mark.parametrize(
+    ("shape", "factors", "order"),
+    [
+        ((512 // 8, 512 // 8, 300 // 8), (4, 4, 3), "F"),
+        ((13, 17, 10), (3, 4, 3), "F"),
+        ((9, 7, 33), (4, 1, 5), "C"),
+    ],
+)
+def test_block_means_equal_a_float64_reference(
+    shape: tuple[int, int, int], factors: tuple[int, int, int], order: str
+) -> None:
+    """Block means (the coarse grid of the lung segmentation) over whole and ragged last blocks,
+    in either memory order, equal the plain float64 means to float32 rounding."""
+    from longisynth.anatomy.lung import _block_mean
+
+    rng = np.random.default_rng(0)
+    hu = np.asarray(rng.integers(-1024, 1500, size=shape), dtype=np.int16, order=order)
+    got = _block_mean(hu, factors)
+    ref = hu.astype(np.float64)
+    for ax, f in enumerate(factors):
+        starts = np.arange(0, ref.shape[ax], f)
+        counts = np.diff(np.append(starts, ref.shape[ax])).reshape([-1 if a == ax else 1 for a in range(3)])
+        ref = np.add.reduceat(ref, starts, axis=ax) / counts
+    assert got.dtype == np.float32 and got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-3)

@@ -306,3 +306,20 @@ def test_noise_estimate_on_an_exactly_flat_background_is_clean() -> None:
         warnings.simplefilter("error", RuntimeWarning)
         model = estimate_noise(img, (1.0, 1.0, 1.0), np.ones(img.shape, dtype=bool))
     assert 0.0 <= model.sigma < 6.0
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.int32, np.uint16])
+def test_soft_tissue_noise_of_an_integer_scan_equals_its_float_copy(dtype: type) -> None:
+    """The soft-tissue mask of an integer CT is taken with integer bounds (no float copy of the
+    scan); the noise model is exactly the one measured on the same scan as float32."""
+    from longisynth.families.lung import SOFT_TISSUE_HU, soft_tissue_noise
+    from longisynth.io.scan import Scan
+
+    rng = np.random.default_rng(5)
+    hu = 80.0 + ndimage.gaussian_filter(rng.normal(size=(60, 60, 40)) * 60, 0.8)
+    hu[:, :10] = 0.0 if dtype is np.uint16 else -900.0
+    hu[:, 10:12] = SOFT_TISSUE_HU[1]  # exactly on the upper bound: outside in both
+    geometry = Geometry(np.diag([0.8, 0.8, 1.5, 1.0]), hu.shape)
+    model = soft_tissue_noise(Scan(np.rint(hu).astype(dtype), geometry))
+    assert model == soft_tissue_noise(Scan(np.rint(hu).astype(np.float32), geometry))
+    assert model.sigma > 0
