@@ -306,6 +306,8 @@ def export(cfg_src: Path, library: Path, out: Path, log: Callable[[str], None] =
     card: dict[str, Any] = {
         "name": f"longisynth-texture-w{cfg.width}-s{cfg.steps}",
         "kind": "lesion-texture",
+        # the engine applies the model only to studies of this modality
+        "modality": "ct",
         "sha256": hashlib.sha256(data).hexdigest(),
         "bytes": len(data),
         "inputs": {"x": ["batch", 4, TILE, TILE, TILE], "t": ["batch"]},

@@ -88,8 +88,16 @@ def refine_timepoints(
     """
     if ctx.denoise is None:
         return images
-    seed = int(rng.integers(2**63 - 1))
     names = list(images[0])
+    trained_on, study = model_modality(ctx.denoise), "ct" if names == ["ct"] else "mr"
+    if trained_on is not None and trained_on != study:
+        ctx.status.status = "skipped"
+        ctx.status.reason = (
+            f"the model was trained on {trained_on.upper()} lesions and this study is "
+            f"{study.upper()}; the rule-based lesion is kept"
+        )
+        return images
+    seed = int(rng.integers(2**63 - 1))
     flat = [images[i][c] for i in range(len(images)) for c in names]
     lesions = [masks[i] > 0 for i in range(len(images)) for _ in names]
     groups = [k for _ in images for k in range(len(names))]
@@ -149,6 +157,18 @@ def _on_model_grid(
         out.append(new)
         sizes.append(int(region.sum()))
     return out, sizes
+
+
+def model_modality(model: object) -> str | None:
+    """The modality ("ct" or "mr") a model's card says it was trained on (``card["modality"]``,
+    or the library record of its training), None when the card does not say (the boundary
+    refiner, trained on phantom tiles of both)."""
+    card = _model_attr(model, "card")
+    if not isinstance(card, dict):
+        return None
+    library = (card.get("training") or {}).get("library") or {}
+    value = card.get("modality") or library.get("modality")
+    return str(value).lower() if value else None
 
 
 def _model_attr(model: object, name: str) -> Any:

@@ -41,7 +41,7 @@ class Denoiser(Protocol):
 class RefinerStatus:
     """What the bundle metadata says about the refiner of a study."""
 
-    status: str  # "applied", "disabled" or "unavailable"
+    status: str  # "applied", "disabled", "unavailable" or "skipped" (a model of another modality)
     reason: str = ""
     model: str = ""
     sha256: str = ""

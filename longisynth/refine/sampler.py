@@ -7,7 +7,11 @@ noised to the current level). Tiles of all items go through the denoiser togethe
 at most ``max_batch``. Only band voxels are written back: everything else stays bit-identical.
 
 Noise is drawn once per *noise group* from the study seed, so items of the same group (the same
-contrast at every timepoint) share it and the synthesised texture is stable over time.
+contrast at every timepoint) share it and the synthesised texture is stable over time. Within a
+group the noise follows the lesion's growth: the item with the largest lesion holds the group's
+field, and a smaller lesion of the same group reads it along the radial growth field (at
+c + (x − c)·R_ref/R, c the reference lesion's centroid, R the equivalent radii), so a texture
+detail at a given depth inside the lesion at one scan is at the same relative depth at the next.
 """
 
 from __future__ import annotations
@@ -68,6 +72,43 @@ def _tiles(band: NDArray[np.bool_]) -> list[tuple[slice, slice, slice]]:
     return out
 
 
+def follow_growth(
+    field: NDArray[np.float32], center: NDArray[np.float64], factor: float
+) -> NDArray[np.float32]:
+    """``field`` read at c + (x − c)·``factor`` (nearest voxel, wrapping at the faces): the noise
+    of a lesion ``factor`` times smaller than the one that owns ``field``, centred on ``center``
+    (voxels). With ``factor`` ≥ 1 distinct voxels read distinct voxels, so the result is still
+    white noise of the same distribution; ``factor`` 1 returns ``field`` itself."""
+    if factor == 1.0:
+        return field
+    idx = []
+    for ax, n in enumerate(field.shape):
+        coord = center[ax] + (np.arange(n, dtype=np.float64) - center[ax]) * factor
+        idx.append(np.mod(np.rint(coord).astype(np.intp), n))
+    return field[np.ix_(*idx)]
+
+
+def _growth_alignment(
+    lesions: Sequence[NDArray[np.float32]], noise_groups: Sequence[int]
+) -> list[tuple[NDArray[np.float64], float]]:
+    """Per item: the centroid (voxels) of its group's largest lesion and the ratio of that
+    lesion's equivalent radius to the item's own (1 for the reference and for empty masks)."""
+    volumes = [float(les.sum()) for les in lesions]
+    ref: dict[int, int] = {}
+    for i, g in enumerate(noise_groups):
+        if g not in ref or volumes[i] > volumes[ref[g]]:
+            ref[g] = i
+    out = []
+    for i, g in enumerate(noise_groups):
+        r = ref[g]
+        if volumes[i] <= 0 or volumes[r] <= 0:
+            out.append((np.zeros(3), 1.0))
+            continue
+        center = np.argwhere(lesions[r] > 0).mean(axis=0)
+        out.append((center, float(np.cbrt(volumes[r] / volumes[i]))))
+    return out
+
+
 def refine_crops(
     images: Sequence[NDArray[np.float32]],
     lesions: Sequence[NDArray[np.bool_]],
@@ -83,7 +124,8 @@ def refine_crops(
         images: rendered crops (stored units, e.g. HU), all the same shape.
         lesions: the lesion mask of each crop.
         intensities: map of each item to model units.
-        noise_groups: items with the same group share their noise field (temporal consistency).
+        noise_groups: items with the same group share their noise field (temporal consistency),
+            aligned along the growth of their lesions (:func:`follow_growth`).
         denoise: ``denoise(x (B,4,T,T,T), t (B,)) → ε̂ (B,1,T,T,T)``; any batch size.
         seed: the study's refiner seed.
     """
@@ -110,7 +152,8 @@ def refine_crops(
         g: np.random.default_rng([seed, g]).standard_normal(known[0].shape, dtype=np.float32)
         for g in sorted(set(noise_groups))
     }
-    noise = [eps0[g] for g in noise_groups]
+    aligned = _growth_alignment(lesion, noise_groups)
+    noise = [follow_growth(eps0[g], *aligned[i]) for i, g in enumerate(noise_groups)]
 
     ab = alphas_cumprod()
     ts = ddim_timesteps(settings.strength, settings.steps)
@@ -139,7 +182,7 @@ def refine_crops(
             x0 = np.clip((x[i] - s_t * e) / a_t, -X0_CLIP, X0_CLIP)
             moved = a_p * x0 + direction * e
             if sigma > 0:
-                moved = moved + np.float32(sigma) * fresh[noise_groups[i]]
+                moved = moved + np.float32(sigma) * follow_growth(fresh[noise_groups[i]], *aligned[i])
             kept = a_p * known[i] + s_p * noise[i]
             x[i] = np.where(band[i], moved, kept).astype(np.float32)
 

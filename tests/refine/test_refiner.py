@@ -275,3 +275,27 @@ def test_off_by_default_and_on_when_asked(monkeypatch: pytest.MonkeyPatch) -> No
     assert refine_context(True, None, None).status.status == "applied"  # the shipped model
     monkeypatch.setenv(MODEL_ENV, str(DEFAULT_MODEL))
     assert refine_context(None, None, None).status.status == "applied"
+
+
+def test_noise_follows_the_growth_of_the_lesion() -> None:
+    """Temporal consistency along the growth field: the item with the largest lesion owns its
+    group's noise; a lesion half its radius reads the same field at c + 2(x − c), so the value at
+    a given relative depth is the same at both scans, and the noise is still white N(0, 1)."""
+    from longisynth.refine.sampler import _growth_alignment, follow_growth
+
+    shape = (41, 41, 41)
+    small, large = _ball(shape, (20, 20, 20), 5.0), _ball(shape, (20, 20, 20), 10.0)
+    aligned = _growth_alignment([small.astype(np.float32), large.astype(np.float32)], [0, 0])
+    center, factor = aligned[0]
+    assert aligned[1][1] == 1.0 and np.allclose(center, 20.0)
+    assert factor == pytest.approx(np.cbrt(large.sum() / small.sum()))
+    field = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    warped = follow_growth(field, center, factor)
+    assert follow_growth(field, center, 1.0) is field
+    for point in [(23, 20, 20), (20, 17, 22), (18, 21, 19)]:
+        src = tuple(int(np.rint(20 + (p - 20) * factor)) for p in point)
+        assert warped[point] == field[src]
+    # distinct voxels read distinct voxels inside the reach of the reference: still white noise
+    inner = warped[14:27, 14:27, 14:27]
+    assert len(np.unique(inner)) == inner.size
+    assert abs(float(warped.std()) - 1.0) < 0.05

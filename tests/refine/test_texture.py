@@ -80,3 +80,24 @@ def test_texture_model_rewrites_only_the_lesion_region_deterministically(
         assert np.any(changed & region)
         assert np.array_equal(tp_a.crops["ct"], tp_b.crops["ct"])  # same seed, same bytes
         assert np.array_equal(tp_plain.mask, tp_a.mask)
+
+
+@pytest.mark.xdist_group("train")
+def test_a_ct_texture_model_leaves_an_mr_study_alone(
+    texture_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server may name one texture model for every request: trained on CT lesions, it must not
+    re-texture a glioma; the study keeps its rule-based lesion and says why."""
+    from longisynth.demo import demo_input
+
+    assert json.loads(texture_model.with_suffix(".json").read_text())["modality"] == "ct"
+    d = demo_input("glioma", size="small")
+    prompt = "high-grade glioma in the left frontal lobe, scans at 0 and 3 months"
+    plain = longisynth.generate(d.scans, prompt, seed=2, brain_tissues=d.brain_tissues, refine=False)
+    monkeypatch.setenv(MODEL_ENV, str(texture_model))
+    study = longisynth.generate(d.scans, prompt, seed=2, brain_tissues=d.brain_tissues)
+    status = study.extra["refiner"]
+    assert status["status"] == "skipped" and "trained on CT lesions" in status["reason"]
+    for tp_plain, tp in zip(plain.timepoints, study.timepoints, strict=True):
+        for name in tp.crops:
+            assert np.array_equal(tp_plain.crops[name], tp.crops[name])
