@@ -3,6 +3,7 @@ projection of GPU throughput from the model's arithmetic.
 
     .venv/bin/python benchmarks/bench_refiner.py                 # CPU
     .venv/bin/python benchmarks/bench_refiner.py --provider cuda # on a GPU host (onnxruntime-gpu)
+    .venv/bin/python benchmarks/bench_refiner.py --model texture/texture.onnx  # a lesion-texture model
 
 Reports, never asserts: these machines are noisy. The GPU projection is arithmetic only
 (convolution MACs of one tile × tiles/s at an assumed sustained fraction of the device's peak);
@@ -69,15 +70,19 @@ def latency(model: OnnxRefiner, repeat: int) -> list[tuple[int, float, float]]:
     return rows
 
 
-def demo_costs() -> list[tuple[str, float, int, int]]:
-    """(kind, refine stage s, tile evaluations, band voxels of the last timepoint) per demo."""
+def demo_costs(path: Path) -> list[tuple[str, float, int, int]]:
+    """(kind, refine stage s, tile evaluations, region voxels of the last timepoint) per demo the
+    model applies to (a model trained on CT lesions skips the glioma demo)."""
     import longisynth
     from longisynth.demo import demo_input
+    from longisynth.refine.hand_off import model_modality
 
     out = []
     for kind in ("lung", "glioma"):
+        counter = _Counter(path)
+        if model_modality(counter.model) not in (None, "ct" if kind == "lung" else "mr"):
+            continue
         d = demo_input(kind)
-        counter = _Counter()
         study = longisynth.generate(d.scans, d.prompt, seed=0, brain_tissues=d.brain_tissues, refiner=counter)
         out.append(
             (
@@ -91,10 +96,10 @@ def demo_costs() -> list[tuple[str, float, int, int]]:
 
 
 class _Counter:
-    """Wraps the shipped model and counts the tiles it sees."""
+    """Wraps a model and counts the tiles it sees."""
 
-    def __init__(self) -> None:
-        self.model = OnnxRefiner(DEFAULT_MODEL)
+    def __init__(self, path: Path) -> None:
+        self.model = OnnxRefiner(path)
         self.tiles = 0
 
     def status(self) -> RefinerStatus:
@@ -110,14 +115,17 @@ def main() -> None:
     parser.add_argument("--provider", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--no-demo", action="store_true", help="skip the per-study sampler costs")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="ONNX model with its card")
     args = parser.parse_args()
     providers = ["CPUExecutionProvider"] if args.provider == "cpu" else ["CUDAExecutionProvider"]
-    model = OnnxRefiner(DEFAULT_MODEL, providers=providers)
+    model = OnnxRefiner(args.model, providers=providers)
+    sampler = model.card.get("sampler", {})
     print(
-        f"model {model.name} ({DEFAULT_MODEL.stat().st_size / 1e6:.2f} MB), provider {model.provider}, "
+        f"model {model.name} ({args.model.stat().st_size / 1e6:.2f} MB), provider {model.provider}, "
         f"{platform.machine()} {platform.processor() or ''}".strip()
     )
-    macs = conv_macs_per_tile(DEFAULT_MODEL)
+    print(f"sampler: {sampler or 'engine defaults'}")
+    macs = conv_macs_per_tile(args.model)
     print(f"convolution work per {TILE}³ tile: {macs / 1e6:.0f} M multiply-accumulates\n")
     print("| batch | ms per call | ms per tile | tiles/s | speed-up per tile vs batch 1 |")
     print("|---|---|---|---|---|")
@@ -134,9 +142,9 @@ def main() -> None:
         f"≈ {gpu_tiles:.0f} tiles/s = {gpu_tiles * best / 1000:.0f}× this run's best"
     )
     if not args.no_demo:
-        print("\n| demo study | refine stage (s) | tile evaluations | band voxels (last timepoint) |")
+        print("\n| demo study | refine stage (s) | tile evaluations | region voxels (last timepoint) |")
         print("|---|---|---|---|")
-        for kind, seconds, tiles, band in demo_costs():
+        for kind, seconds, tiles, band in demo_costs(args.model):
             print(f"| {kind} | {seconds:.1f} | {tiles} | {band} |")
 
 
