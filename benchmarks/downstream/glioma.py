@@ -131,7 +131,7 @@ def _grow(scans: Any, prompt: str, seed: int, tissues: Any = None) -> Any:
             mm = float(prompt.split(" glioma ")[1].split(" mm")[0])
             text = prompt.replace(f" {mm:.0f} mm", f" {mm * shrink:.0f} mm")
         try:
-            return longisynth.generate(scans, text, seed=seed, refine=False, brain_tissues=tissues), text
+            return longisynth.generate(scans, text, seed=seed, brain_tissues=tissues), text
         except LesionDoesNotFitError:
             continue
     return None, prompt

@@ -103,7 +103,8 @@ def synthetic_studies(
     """(host name, study, nodule type, prompt) for nodules grown on the realism hosts.
 
     Hosts, types, shapes and sizes are those of ``benchmarks/realism_sets.py`` (the real chest CTs of
-    ``../shared/data`` and thorax phantoms on LIDC-IDRI-like grids); refiner off. With ``library``
+    ``../shared/data`` and thorax phantoms on LIDC-IDRI-like grids); the learned model as the engine's
+    default (off unless ``LONGISYNTH_REFINER`` names one: ``--refiner``). With ``library``
     (a lesion library) each nodule is a library nodule of the drawn type near the drawn size.
     """
     from realism_sets import (
@@ -124,9 +125,7 @@ def synthetic_studies(
             if library is not None:
                 grown = library_nodule_study(scan, library, str(kind), size * 0.8, str(where), case_seed)
             else:
-                grown = grow_nodule_study(
-                    scan, str(kind), str(shape), size, str(where), case_seed, refine=False
-                )
+                grown = grow_nodule_study(scan, str(kind), str(shape), size, str(where), case_seed)
             if grown is not None:
                 yield host, grown[0], str(kind), grown[1]
 

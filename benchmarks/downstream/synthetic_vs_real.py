@@ -23,6 +23,9 @@ Markdown table and writes it with the run's settings to ``--markdown``. Needs ``
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import os
 import pickle
 import platform
 import sys
@@ -70,6 +73,28 @@ def _cached(path: Path | None, make: Any) -> Any:
 # --- lung ------------------------------------------------------------------------------------------
 
 
+def _refiner_tag() -> str:
+    """Cache-key part for the learned model the synthetic arm runs with (none by default)."""
+    from longisynth.refine.model import MODEL_ENV
+
+    value = os.environ.get(MODEL_ENV, "")
+    if not value or value == "off":
+        return ""
+    digest = hashlib.sha256(Path(value).read_bytes() + Path(value).with_suffix(".json").read_bytes())
+    return f"_refiner{digest.hexdigest()[:10]}"
+
+
+def _refiner_label() -> str:
+    """The learned model of the synthetic arm, as the settings line states it."""
+    from longisynth.refine.model import MODEL_ENV
+
+    value = os.environ.get(MODEL_ENV, "")
+    if not value or value == "off":
+        return "none (rules only, the engine's default)"
+    card = json.loads(Path(value).with_suffix(".json").read_text())
+    return f"{card.get('name', Path(value).stem)}, sampler {card.get('sampler', {})}"
+
+
 def lung_config(steps: int) -> NetConfig:
     return NetConfig(
         in_channels=1, classes=2, patch=lu.PATCH, channels=(16, 32, 64, 128), batch=16, steps=steps
@@ -92,7 +117,7 @@ def run_lung(
     library = None
     if args.library:
         library = _training_library(args, {s.group for s in test})
-    tag = "_library" if library is not None else ""
+    tag = ("_library" if library is not None else "") + _refiner_tag()
     cache = (
         None
         if args.work is None
@@ -122,6 +147,7 @@ def run_lung(
         "synthetic training lesions": len(synthetic),
         "synthetic hosts": len({s.group for s in synthetic}),
         "network": f"MONAI UNet {cfg.channels}, patch {cfg.patch}, batch {cfg.batch}, {cfg.steps} steps",
+        "learned model": _refiner_label(),
     }
     return rows, setting
 
@@ -203,7 +229,11 @@ def run_glioma(
     synthetic_by_case: dict[str, list[Sample]] = {}
     prompts: list[str] = []
     for case in cases:
-        key = None if args.work is None else args.work / f"glioma_synthetic_{case.name}_{args.seed}.pkl"
+        key = (
+            None
+            if args.work is None
+            else args.work / f"glioma_synthetic_{case.name}{_refiner_tag()}_{args.seed}.pkl"
+        )
         case_rng = np.random.default_rng([args.seed, zlib.crc32(case.name.encode())])
         samples, prompt = _cached(key, lambda c=case, r=case_rng: gl.synthetic_on_brats(c, r))
         synthetic_by_case[case.name] = samples
@@ -211,7 +241,11 @@ def run_glioma(
         log_stderr(f"  {case.name}: {prompt} ({len(samples)} samples)")
     phantom: list[Sample] = []
     for k in range(args.phantoms):
-        key = None if args.work is None else args.work / f"glioma_synthetic_mni152_{k}_{args.seed}.pkl"
+        key = (
+            None
+            if args.work is None
+            else args.work / f"glioma_synthetic_mni152_{k}{_refiner_tag()}_{args.seed}.pkl"
+        )
         samples, prompt = _cached(
             key, lambda k=k: gl.synthetic_on_phantom(k, np.random.default_rng([args.seed, k]))
         )
@@ -325,6 +359,7 @@ def _glioma_report(
         what: "; ".join(prompts),
         "network": f"MONAI UNet {cfg.channels}, patch {cfg.patch}, batch {cfg.batch}, "
         f"{cfg.steps} steps per fold",
+        "learned model": _refiner_label(),
     }
     return rows, setting
 
@@ -395,7 +430,21 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the synthetic arm copies real lesions from a library of the real training patients / brains",
     )
+    p.add_argument(
+        "--refiner",
+        type=Path,
+        default=None,
+        help="run the synthetic arm with this learned model (ONNX with its card; e.g. a lesion-texture "
+        "model) instead of the engine's default (off)",
+    )
     args = p.parse_args(argv)
+    if args.refiner is not None:
+        from longisynth.refine.model import MODEL_ENV
+
+        if not args.refiner.is_file() or not args.refiner.with_suffix(".json").is_file():
+            print(f"error: {args.refiner}: no model with its .json card there", file=sys.stderr)
+            return 2
+        os.environ[MODEL_ENV] = str(args.refiner.resolve())
     for folder in (args.real, args.real_test):
         if folder is not None and not folder.is_dir():
             print(f"error: {folder} is not a folder", file=sys.stderr)

@@ -122,3 +122,25 @@ def test_the_network_learns_a_trivial_lesion() -> None:
     net = train(samples, cfg, seed=0)
     scores = [dice(predict(net, s.image, cfg.patch) > 0, s.labels > 0) for s in samples]
     assert float(np.mean(scores)) > 0.8
+
+
+def test_refiner_option_is_checked_and_names_the_model_in_the_cache_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--refiner`` runs the synthetic arm with a learned model: a path without its card is one
+    line and exit 2; a model's samples are cached under their own key (never the rules' ones)."""
+    from downstream.synthetic_vs_real import _refiner_label, _refiner_tag, main
+
+    from longisynth.refine.model import MODEL_ENV
+
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    assert _refiner_tag() == "" and _refiner_label().startswith("none")
+    code = main(["--family", "lung", "--real", str(tmp_path), "--refiner", str(tmp_path / "x.onnx")])
+    assert code == 2 and "no model with its .json card" in capsys.readouterr().err
+    (tmp_path / "m.onnx").write_bytes(b"weights")
+    (tmp_path / "m.json").write_text('{"name": "tex", "sampler": {"strength": 0.3}}')
+    monkeypatch.setenv(MODEL_ENV, str(tmp_path / "m.onnx"))
+    tag = _refiner_tag()
+    assert tag.startswith("_refiner") and "tex" in _refiner_label() and "0.3" in _refiner_label()
+    (tmp_path / "m.json").write_text('{"name": "tex", "sampler": {"strength": 0.45}}')
+    assert _refiner_tag() != tag  # another sampler on the same weights: other samples
