@@ -25,7 +25,6 @@ from longisynth.archetypes import ArchetypeRegistry, apply_archetype, load_regis
 from longisynth.bundle import read_metadata, write_bundle
 from longisynth.demo import DemoInput, demo_input
 from longisynth.errors import InvalidInputError, LesionDoesNotFitError
-from longisynth.geometry import Geometry
 from longisynth.io import read_dicom_series, read_nifti, read_scan
 from longisynth.io.contrasts import contrast_key
 from longisynth.io.scan import Scan
@@ -185,7 +184,8 @@ def generate(
             ``refine=True``, so the real texture is kept.
         lesion_mask: the baseline lesion's shape and place, drawn by the user on the scan's grid
             (non-zero = lesion, e.g. from ITK-SNAP); the law grows it, and its texture comes from a
-            library lesion of its kind and size (``library`` is required).
+            library lesion of its kind and size, or without a library (or with ``source: rules``)
+            from a rule-based lesion rendered on this scan at the mask's place and size.
         archetypes: a folder of user archetypes added to the shipped ones (or a loaded registry);
             the request's ``archetype`` (or the one its prompt names) fills the fields it leaves
             unset (:func:`longisynth.archetypes.apply_archetype`), recorded in
@@ -208,7 +208,9 @@ def generate(
     fixed_center = None
     lesion: LibraryLesion | None
     if lesion_mask is not None:
-        merged, lesion, fixed_center = _mask_lesion(merged, modality, library, lesion_mask, main.geometry)
+        merged, lesion, fixed_center = _mask_lesion(
+            merged, modality, library, lesion_mask, scan_map, labels, brain_tissues
+        )
     else:
         merged, lesion = _library_lesion(merged, modality, library)
     resolved = _resolve(merged, modality)
@@ -310,10 +312,15 @@ def _mask_lesion(
     modality: Modality,
     library: Library | str | Path | None,
     lesion_mask: NDArray[Any],
-    geometry: Geometry,
+    scans: Mapping[str, Scan],
+    labels: NDArray[np.integer] | None,
+    brain_tissues: Mapping[str, NDArray[np.floating]] | None,
 ) -> tuple[LesionSpec, LibraryLesion, NDArray[np.float64]]:
     """The request completed for a user's baseline mask: its size, its centroid as the location,
-    and a library lesion of its kind and size lending the texture (:func:`conditioned_lesion`)."""
+    and the lesion that lends the texture (:func:`conditioned_lesion`): a library lesion of its
+    kind and size, or — without a library, or with ``source: rules`` — a rule-based lesion
+    rendered on this scan at the mask's place and size (:func:`_rules_texture`)."""
+    geometry = next(iter(scans.values())).geometry
     mask = np.asarray(lesion_mask)
     if tuple(mask.shape) != geometry.shape:
         raise InvalidInputError(
@@ -322,11 +329,6 @@ def _mask_lesion(
     mask = mask > 0
     if not mask.any():
         raise InvalidInputError("the lesion mask is empty (no non-zero voxel)")
-    if library is None or merged.source == LesionSource.RULES:
-        raise InvalidInputError(
-            "a lesion mask takes its texture from a lesion library: give --library too "
-            "(rule-based texture on a given mask is not supported)"
-        )
     lung = modality == Modality.CT
     spacing = geometry.spacing_mm
     size = (
@@ -335,14 +337,99 @@ def _mask_lesion(
         else longest_diameter_mm(mask, spacing)
     )
     center = geometry.voxel_to_world(np.argwhere(mask).mean(axis=0))
-    lib = library if isinstance(library, Library) else Library.open(library)
-    request = merged.model_copy(deep=True)
-    request.baseline_diameter_mm = round(size, 3)
-    spec, entry = choose_lesion(lib, request, modality.value)
+    if library is None or merged.source == LesionSource.RULES:
+        spec, texture = _rules_texture(scans, merged, size, center, labels, brain_tissues)
+    else:
+        lib = library if isinstance(library, Library) else Library.open(library)
+        request = merged.model_copy(deep=True)
+        request.baseline_diameter_mm = round(size, 3)
+        spec, entry = choose_lesion(lib, request, modality.value)
+        texture = lib.load(entry)
     spec.baseline_diameter_mm = round(size, 3)
     spec.location.point_mm = (float(center[0]), float(center[1]), float(center[2]))
-    lesion = conditioned_lesion(lib.load(entry), mask, geometry, size)
+    spec.location.point_voxel = None
+    lesion = conditioned_lesion(texture, mask, geometry, size)
     return spec, lesion, center
+
+
+def _rules_texture(
+    scans: Mapping[str, Scan],
+    merged: LesionSpec,
+    size_mm: float,
+    center_world: NDArray[np.float64],
+    labels: NDArray[np.integer] | None,
+    brain_tissues: Mapping[str, NDArray[np.floating]] | None,
+) -> tuple[LesionSpec, LibraryLesion]:
+    """A rule-based lesion of the request's kind, rendered on this scan at the user's mask (its
+    centroid, its size in the family's convention, mm) with the request's seed, as a library
+    lesion in the host's own units (:attr:`LibraryLesion.host_units`): it lends the texture and
+    labels of a user's baseline mask when no library does. Returns the request with the rule
+    lesion's kind fields filled (nodule type, grade...), so that texture and spec agree."""
+    from longisynth.families.lung import LUNG_AIR_HU
+    from longisynth.library.format import LibraryEntry
+
+    inner = merged.model_copy(deep=True)
+    inner.baseline_diameter_mm = None
+    inner.diameter_mm = round(size_mm, 3)
+    inner.location.point_mm = (float(center_world[0]), float(center_world[1]), float(center_world[2]))
+    inner.location.point_voxel = None
+    inner.source = LesionSource.RULES
+    inner.library_lesion_id = None
+    try:
+        study = generate(scans, spec=inner, labels=labels, brain_tissues=brain_tissues, refine=False)
+    except LesionDoesNotFitError as err:
+        raise LesionDoesNotFitError(f"no rule-based texture fits the lesion mask: {err}") from None
+    tp = study.timepoints[-1]
+    crop = study.geometry.crop(study.box)
+    images = {
+        c: (tp.crops[c].astype(np.float32) * np.float32(s.slope) + np.float32(s.inter))
+        for c, s in study.scans.items()
+    }
+    family = study.spec.family
+    assert family is not None
+    lung = family == Family.LUNG_NODULE
+    noise = study.extra.get("noise_model") or {}
+    noise_sd = (
+        {"ct": float(noise.get("sigma", 0.0))}
+        if lung
+        else {c: float(n.get("sigma", 0.0)) for c, n in noise.items()}
+    )
+    reference = {}
+    if lung:
+        hu = images["ct"]
+        air = hu < LUNG_AIR_HU
+        reference["lung_hu"] = float(np.median(hu[air])) if air.sum() > 100 else -850.0
+    kind = str(
+        study.spec.nodule_type.value if lung and study.spec.nodule_type else study.spec.grade or "high"
+    )
+    measured = tp.clinical_diameter_mm if lung and tp.clinical_diameter_mm else tp.longest_diameter_mm
+    entry = LibraryEntry(
+        id="rules",
+        family=str(family.value),
+        modality="ct" if lung else "mr",
+        kind=kind,
+        shape=str(study.spec.shape.value) if study.spec.shape else "smooth",
+        contrasts=sorted(images),
+        size_mm=round(float(measured), 3),
+        longest_diameter_mm=round(float(tp.longest_diameter_mm), 3),
+        volume_mm3=round(float(tp.lesion_volume_mm3), 3),
+        spacing_mm=[float(v) for v in crop.spacing_mm],
+        grid=[int(v) for v in crop.shape],
+        reference=reference,
+        noise_sd=noise_sd,
+        source_dataset="longisynth rules",
+        source_case="",
+        licence="generated (no patient data)",
+        sha256="",
+        file="",
+    )
+    lesion = LibraryLesion(entry, images, np.asarray(tp.mask, dtype=np.uint8), crop.affine, host_units=True)
+    spec = merged.model_copy(deep=True)
+    for name in ("nodule_type", "grade", "shape", "solid_fraction", "calcification"):
+        if getattr(spec, name, None) is None:
+            setattr(spec, name, getattr(study.spec, name))
+    spec.source = LesionSource.RULES
+    return spec, lesion
 
 
 def _resolve(merged: LesionSpec, modality: Modality) -> LesionSpec:

@@ -63,7 +63,8 @@ def add_study_commands(sub: Any) -> None:
         "--lesion-mask",
         type=Path,
         default=None,
-        help="baseline lesion mask on the same grid (e.g. from ITK-SNAP); needs --library for its texture",
+        help="baseline lesion mask on the same grid (e.g. from ITK-SNAP); its texture is a --library "
+        "lesion's, or rule-based without a library",
     )
     common(g)
 

@@ -38,6 +38,9 @@ class LibraryLesion:
     affine: NDArray[np.float64]
     descriptors: Descriptors | None = None  # the library's, for the memorisation report
     nn_median_distance: float | None = None
+    # True for a rule-based lesion rendered on the host itself (the texture of a user's mask when
+    # no library lends one): its images are in the host's own units and it holds no patient data
+    host_units: bool = False
 
     def provenance(self) -> dict[str, Any]:
         """What a generated study records about its source (no case name: it may identify)."""

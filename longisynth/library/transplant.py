@@ -402,6 +402,8 @@ class Transplant:
         else:
             maps, noises = brain_statistics(scans, anatomy)
             intensities = {c: Intensity(m, max(sd, 1e-6)) for c, (m, sd) in maps.items()}
+            if self.lesion.host_units:  # rendered on this host: already in its units
+                maps = {c: (0.0, 1.0) for c in maps}
         self._host_maps = maps
         render_seed = int(inputs.rng["render"].integers(2**63 - 1))
         return _Renderer(self, maps, noises, spacing, render_seed, intensities)
@@ -423,19 +425,21 @@ class Transplant:
             from longisynth.families.glioma import _glioma_checks
 
             checks = _glioma_checks(spec, timepoints, anatomy, site)
-        simulation: dict[str, Any] = {
-            "source_lesion": self.lesion.provenance(),
-            "transplant": {
-                "scales": [round(s, 4) for s in state.scales],
-                "requested_diameters_mm": [round(d, 4) for d in state.diameters_mm],
-                "blend_mm": self.blend_mm,
-                "mirrored_left_right": self.mirrored,
-                "baseline_mask": "given by the user (texture from the library lesion)"
-                if self.fixed_center is not None
-                else "the library lesion's",
-                "memorisation": self._memorisation(inputs, anatomy, site, timepoints),
-            },
+        rules = self.lesion.host_units
+        texture = "rule-based, rendered on this scan" if rules else "the library lesion's"
+        transplant: dict[str, Any] = {
+            "scales": [round(s, 4) for s in state.scales],
+            "requested_diameters_mm": [round(d, 4) for d in state.diameters_mm],
+            "blend_mm": self.blend_mm,
+            "mirrored_left_right": self.mirrored,
+            "baseline_mask": f"given by the user (texture: {texture})"
+            if self.fixed_center is not None
+            else "the library lesion's",
         }
+        simulation: dict[str, Any] = {"transplant": transplant}
+        if not rules:  # a real lesion: where it came from, and how close the output stays to it
+            simulation["source_lesion"] = self.lesion.provenance()
+            transplant["memorisation"] = self._memorisation(inputs, anatomy, site, timepoints)
         plan = site.placement.plan
         if self.family == Family.LUNG_NODULE and plan is not None:
             attachment = plan.site.attachment
@@ -446,8 +450,11 @@ class Transplant:
         return Findings(
             checks=checks,
             notes=[
-                "the lesion is a real lesion from a library (its texture and baseline mask are the "
-                "source's); later timepoints scale it about its centroid by the growth law"
+                "the baseline lesion is the user's mask with a rule-based texture rendered on this "
+                "scan; later timepoints scale it about its centroid by the growth law"
+                if rules
+                else "the lesion is a real lesion from a library (its texture and baseline mask are "
+                "the source's); later timepoints scale it about its centroid by the growth law"
             ],
             simulation=simulation,
         )

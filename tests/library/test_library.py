@@ -356,10 +356,56 @@ def test_user_mask_is_the_baseline_and_grows(ct_library: Path, thorax: api.DemoI
     assert np.allclose(
         study.spec.location.point_mm, scan.geometry.voxel_to_world(np.argwhere(mask).mean(axis=0))
     )
-    with pytest.raises(InvalidInputError, match="give --library too"):
-        api.generate(thorax.scans, PROMPT, lesion_mask=mask)
+    assert "source_lesion" in study.extra  # a real texture: its provenance is recorded
     with pytest.raises(InvalidInputError, match="empty"):
         api.generate(thorax.scans, PROMPT, library=ct_library, lesion_mask=np.zeros_like(mask))
+
+
+def test_user_mask_with_rule_based_texture_grows_and_holds_no_patient_data(
+    thorax: api.DemoInput, tmp_path: Path
+) -> None:
+    """Without a library, a user's mask takes a rule-based texture rendered on the scan itself: the
+    mask is the baseline exactly, the law grows it, nothing in the bundle claims a real lesion, and
+    the same request gives the same bytes."""
+    from longisynth.bundle import write_bundle
+
+    scan = thorax.scans["ct"]
+    placed = api.generate(thorax.scans, PROMPT, {"source": "rules"}, seed=2)
+    center = scan.geometry.world_to_voxel(np.asarray(placed.extra["lesion_center_mm"]))
+    grid = np.indices(scan.geometry.shape).astype(np.float64)
+    sp = scan.geometry.spacing_mm
+    r = np.sqrt(
+        sum(((g - c) * s / a) ** 2 for g, c, s, a in zip(grid, center, sp, (5.0, 3.5, 3.5), strict=True))
+    )
+    mask = (r <= 1.0).astype(np.uint8)
+    study = api.generate(
+        thorax.scans,
+        PROMPT.replace("solid", "part-solid", 1) + ", doubling time 120 days",
+        lesion_mask=mask,
+        seed=2,
+    )
+    base = np.zeros(scan.geometry.shape, dtype=bool)
+    base[study.box.slices] = study.timepoints[0].mask > 0
+    assert np.array_equal(base, mask > 0)
+    vols = [tp.lesion_volume_mm3 for tp in study.timepoints]
+    assert vols[0] < vols[1] < vols[2]
+    assert "rule-based" in study.extra["transplant"]["baseline_mask"]
+    assert "source_lesion" not in study.extra and study.spec.source == "rules"
+    assert study.spec.nodule_type == "part_solid"
+    crop, lesion = study.timepoints[0].crops["ct"], study.timepoints[0].mask
+    lung = float(np.median(crop[(lesion == 0) & (crop < -500)]))
+    assert float(np.median(crop[lesion > 0])) > lung + 80  # ground glass at least, not lung or a blank
+    assert (lesion == 1).any() and (lesion == 2).any()  # part-solid: solid and ground-glass labels
+    a = write_bundle(study, tmp_path / "a.zip", preview=False, record_timings=False)
+    again = api.generate(
+        thorax.scans,
+        PROMPT.replace("solid", "part-solid", 1) + ", doubling time 120 days",
+        lesion_mask=mask,
+        seed=2,
+    )
+    b = write_bundle(again, tmp_path / "b.zip", preview=False, record_timings=False)
+    assert a.read_bytes() == b.read_bytes()
+    assert api.read_metadata(a)["contains_real_lesion"] is False
 
 
 def test_a_reader_leaving_early_is_not_an_error() -> None:
@@ -377,3 +423,25 @@ def test_a_reader_leaving_early_is_not_an_error() -> None:
         text=True,
     )
     assert code.returncode == 0 and "internal error" not in code.stderr
+
+
+def test_user_glioma_mask_with_rule_based_texture() -> None:
+    """The same on a brain: a user's ball in the left frontal lobe, no library; the baseline is the
+    mask, the tumour has its compartments, the contrasts keep the host's units."""
+    d = api.demo_input("glioma", size="small")
+    prompt = "high-grade glioma in the left frontal lobe, scans at 0, 3 and 6 months"
+    placed = api.generate(d.scans, prompt, seed=1, brain_tissues=d.brain_tissues)
+    geometry = next(iter(d.scans.values())).geometry
+    center = geometry.world_to_voxel(np.asarray(placed.extra["lesion_center_mm"]))
+    grid = np.indices(geometry.shape).astype(np.float64)
+    r = np.sqrt(sum(((g - c) * s) ** 2 for g, c, s in zip(grid, center, geometry.spacing_mm, strict=True)))
+    mask = (r <= 12.0).astype(np.uint8)
+    study = api.generate(d.scans, prompt, seed=1, brain_tissues=d.brain_tissues, lesion_mask=mask)
+    base = np.zeros(geometry.shape, dtype=bool)
+    base[study.box.slices] = study.timepoints[0].mask > 0
+    assert np.array_equal(base, mask > 0)
+    assert len(np.unique(study.timepoints[0].mask)) >= 3  # background + at least two compartments
+    assert "source_lesion" not in study.extra and "rule-based" in study.extra["transplant"]["baseline_mask"]
+    flair, host = study.timepoints[0].crops["flair"], d.scans["flair"].raw[study.box.slices]
+    inside = study.timepoints[0].mask > 0
+    assert float(np.mean(flair[inside])) > float(np.mean(host[inside]))  # FLAIR-bright tumour
