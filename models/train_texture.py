@@ -7,8 +7,10 @@ library, generating the lesion's interior and its boundary band.
     python models/train_texture.py --library lib/ --out texture/ --device cuda --steps 20000 --width 16
     LONGISYNTH_REFINER=texture/texture.onnx longisynth generate ...        # use it (or refine=True)
 
-What it learns. Each training example is a 24³ tile centred on a real lesion of the library
-(CT: HU; ``longisynth library build``), resampled to an isotropic ``--grid-mm`` grid. The guide is
+What it learns. Each training example is a 24³ tile on a real lesion of the library (CT in HU;
+MRI: one contrast at a time, in the library's brain z-scores; ``longisynth library build``),
+resampled to an isotropic ``--grid-mm`` grid (default 1 mm for CT, 2 mm for MRI, where gliomas
+span several tiles: a tile is then centred on a random voxel of the lesion). The guide is
 what the rule-based renderer gives: the lesion's mean intensity per label (solid / ground glass)
 with white noise of the tile's own noise level, blurred across the boundary; outside the region
 (the lesion dilated by 2 voxels) the guide is the real tile. The network predicts the noise of the
@@ -51,6 +53,7 @@ from train_refiner import build_model
 from longisynth.refine.patches import (
     CT_INTENSITY,
     TILE,
+    Intensity,
     centred_tile,
     nearest_distance,
     noise_std_estimate,
@@ -92,13 +95,24 @@ PRESETS = {
 
 @dataclass
 class Lesion:
-    """One library lesion on the model grid: CT in model units, labels, its centre (voxels)."""
+    """One library lesion (one contrast of it, for MRI) on the model grid: image in model units,
+    labels, its centre (voxels)."""
 
-    id: str
+    id: str  # the library lesion's id (shared by its contrasts: they are split together)
     image: NDArray[np.float32]
     labels: NDArray[np.uint8]
     centre: NDArray[np.int64]
     noise_std: float
+    contrast: str = "ct"
+
+
+MR_INTENSITY = Intensity(0.0, 1.0)  # MRI libraries hold brain z-scores: model units as they are
+DEFAULT_GRID_MM = {"ct": 1.0, "mr": 2.0}
+
+
+def intensity_of(lesion: Lesion) -> Intensity:
+    """Stored units → model units for this lesion's contrast."""
+    return CT_INTENSITY if lesion.contrast == "ct" else MR_INTENSITY
 
 
 def _to_grid(
@@ -112,55 +126,73 @@ def _to_grid(
     return np.pad(img, pad, mode="reflect").astype(np.float32), np.pad(lab, pad, mode="constant")
 
 
+def library_modality(library: Path) -> str:
+    """ "ct" or "mr", from the library's own record."""
+    return str(json.loads((library / "library.json").read_text()).get("modality", "ct")).lower()
+
+
 def load_lesions(library: Path, grid_mm: float) -> list[Lesion]:
-    """The CT lesions of a library on the model grid, sorted by id.
+    """The lesions of a library on the model grid, sorted by id (MRI: one item per contrast; the
+    library's NaN outside the source's tissue becomes the image's darkest value).
 
     Raises:
-        SystemExit: not a CT library (MRI texture models are not supported yet) or no lesions.
+        SystemExit: no lesions.
     """
     from longisynth.library import Library
 
     lib = Library.open(library)
-    if lib.manifest.modality != "ct":
-        raise SystemExit(
-            f"error: {library.name} is an {lib.manifest.modality} library; CT lesion libraries only"
-        )
     out = []
     for entry in sorted(lib.entries, key=lambda e: e.id):
         lesion = lib.load(entry)
         spacing = tuple(float(v) for v in np.linalg.norm(lesion.affine[:3, :3], axis=0))
-        img, lab = _to_grid(lesion.images["ct"], lesion.labels, spacing, grid_mm)
-        if not (lab > 0).any():
-            continue
-        x = CT_INTENSITY.forward(img)
-        centre = np.round(np.argwhere(lab > 0).mean(axis=0)).astype(np.int64)
-        out.append(Lesion(entry.id, x, lab, centre, noise_std_estimate(x)))
+        for contrast in sorted(lesion.images):
+            raw = lesion.images[contrast]
+            finite = np.isfinite(raw)
+            if not finite.any():
+                continue
+            filled = np.where(finite, raw, float(raw[finite].min())).astype(np.float32)
+            img, lab = _to_grid(filled, lesion.labels, spacing, grid_mm)
+            if not (lab > 0).any():
+                continue
+            x = (CT_INTENSITY if contrast == "ct" else MR_INTENSITY).forward(img)
+            centre = np.round(np.argwhere(lab > 0).mean(axis=0)).astype(np.int64)
+            out.append(Lesion(entry.id, x, lab, centre, noise_std_estimate(x), contrast))
     if not out:
-        raise SystemExit(f"error: {library.name} holds no CT lesion")
+        raise SystemExit(f"error: {library.name} holds no lesion")
     return out
 
 
 def split(lesions: list[Lesion], hold_out: float) -> tuple[list[Lesion], list[Lesion]]:
     """Training and held-apart lesions: the held-apart ones are those whose id hash falls in the
     last ``hold_out`` of the range (stable when lesions are added); at least one when there are
-    two or more lesions."""
+    two or more lesions. The contrasts of one lesion stay together."""
 
-    def frac(lesion: Lesion) -> float:
-        return int(hashlib.sha256(lesion.id.encode()).hexdigest()[:8], 16) / 2**32
+    def frac(lesion_id: str) -> float:
+        return int(hashlib.sha256(lesion_id.encode()).hexdigest()[:8], 16) / 2**32
 
-    held = [les for les in lesions if frac(les) >= 1.0 - hold_out]
-    if not held and len(lesions) >= 2 and hold_out > 0:  # a small library still gets a report
-        held = [max(lesions, key=frac)]
-    train = [les for les in lesions if les not in held]
+    ids = sorted({les.id for les in lesions})
+    held_ids = {i for i in ids if frac(i) >= 1.0 - hold_out}
+    if not held_ids and len(ids) >= 2 and hold_out > 0:  # a small library still gets a report
+        held_ids = {max(ids, key=frac)}
+    train = [les for les in lesions if les.id not in held_ids]
+    held = [les for les in lesions if les.id in held_ids]
     return train, held
 
 
 def tile_of(
     lesion: Lesion, rng: np.random.Generator | None = None
 ) -> tuple[NDArray[np.float32], NDArray[np.uint8]]:
-    """The 24³ tile around the lesion's centre (shifted by up to 3 voxels with ``rng``)."""
-    shift = rng.integers(-3, 4, size=3) if rng is not None else np.zeros(3, dtype=np.int64)
-    sl = centred_tile(lesion.image.shape, lesion.centre + shift)
+    """The 24³ tile around the lesion's centre; with ``rng``, shifted by up to 3 voxels, or, for a
+    lesion wider than a tile (a glioma), centred on a random voxel of it half of the time."""
+    centre = lesion.centre
+    if rng is not None:
+        idx = np.argwhere(lesion.labels > 0)
+        wide = bool(np.any(idx.max(axis=0) - idx.min(axis=0) + 1 > TILE - 8))
+        if wide and rng.random() < 0.5:
+            centre = idx[int(rng.integers(len(idx)))]
+        else:
+            centre = centre + rng.integers(-3, 4, size=3)
+    sl = centred_tile(lesion.image.shape, centre)
     return lesion.image[sl], lesion.labels[sl]
 
 
@@ -203,7 +235,12 @@ def train(cfg: Config, library: Path, out: Path, log: Callable[[str], None] = pr
     t0 = time.perf_counter()
     lesions = load_lesions(library, cfg.grid_mm)
     training, held = split(lesions, cfg.hold_out)
-    log(f"library: {len(lesions)} CT lesions → {len(training)} for training, {len(held)} held apart")
+    n = len({les.id for les in lesions})
+    contrasts = sorted({les.contrast for les in lesions})
+    log(
+        f"library: {n} lesions ({', '.join(contrasts)}) → {len({les.id for les in training})} for "
+        f"training, {len({les.id for les in held})} held apart"
+    )
     rng = np.random.default_rng([cfg.seed, 7])
     model = build_model(cfg.width).to(cfg.device)
     n_params = sum(p.numel() for p in model.parameters())
@@ -241,8 +278,9 @@ def train(cfg: Config, library: Path, out: Path, log: Callable[[str], None] = pr
         "config": asdict(cfg),
         "parameters": n_params,
         "library": _library_record(library),
-        "lesions_train": len(training),
-        "lesions_held_apart": len(held),
+        "lesions_train": len({les.id for les in training}),
+        "lesions_held_apart": len({les.id for les in held}),
+        "contrasts": sorted({les.contrast for les in lesions}),
         "loss_first": float(np.mean(losses[:window])),
         "loss_last": float(np.mean(losses[-window:])),
         "train_wall_s": round(time.perf_counter() - t0, 1),
@@ -295,6 +333,7 @@ def export(cfg_src: Path, library: Path, out: Path, log: Callable[[str], None] =
         return np.asarray(session.run(None, {"x": x, "t": t})[0], dtype=np.float32)
 
     memo = memorisation_report(cfg, library, denoise, log)
+    modality = library_modality(library)
     (out / "texture.onnx").write_bytes(data)
     # the training lesions' tiles, for the engine's per-study memorisation flag (derived from the
     # library: keep it with the model, never commit it when the library holds patient data)
@@ -307,12 +346,13 @@ def export(cfg_src: Path, library: Path, out: Path, log: Callable[[str], None] =
         "name": f"longisynth-texture-w{cfg.width}-s{cfg.steps}",
         "kind": "lesion-texture",
         # the engine applies the model only to studies of this modality
-        "modality": "ct",
+        "modality": modality,
         "sha256": hashlib.sha256(data).hexdigest(),
         "bytes": len(data),
         "inputs": {"x": ["batch", 4, TILE, TILE, TILE], "t": ["batch"]},
         "channels": ["x_t", "guide", "region", "lesion"],
-        "output": "predicted noise (epsilon), model units ((HU + 500) / 500)",
+        "output": "predicted noise (epsilon), model units "
+        + ("((HU + 500) / 500)" if modality == "ct" else "(brain z-scores of each contrast)"),
         "sampler": {**SAMPLER, "grid_mm": cfg.grid_mm},
         "schedule": {"kind": "linear", "T": NUM_TRAIN_TIMESTEPS, "beta": [BETA_START, BETA_END]},
         "opset": 17,
@@ -349,16 +389,19 @@ def memorisation_report(
         x0, labels = tile_of(les)
         region = region_of(labels > 0, "lesion")
         guide = rule_guide(x0, labels, les.noise_std, rng)
-        hu = CT_INTENSITY.backward(guide)
-        (out,), _ = refine_crops([hu], [labels > 0], [CT_INTENSITY], [0], denoise, 1000 + k, settings)
-        generated.append(nearest_distance(CT_INTENSITY.forward(out), region, bank))
+        it = intensity_of(les)
+        stored = it.backward(guide)
+        (out,), _ = refine_crops([stored], [labels > 0], [it], [0], denoise, 1000 + k, settings)
+        generated.append(nearest_distance(it.forward(out), region, bank))
         real.append(nearest_distance(x0, region, bank))
     p1 = float(np.percentile(real, 1))
     flagged = int(sum(g < p1 for g in generated))
     report = {
-        "held_apart_lesions": len(held),
-        "training_lesions": len(training),
-        "units": "RMS over the lesion region, model units ((HU + 500) / 500)",
+        "held_apart_lesions": len({les.id for les in held}),
+        "training_lesions": len({les.id for les in training}),
+        "held_apart_items": len(held),
+        "units": "RMS over the lesion region, model units "
+        + ("((HU + 500) / 500)" if held[0].contrast == "ct" else "(brain z-scores)"),
         "real_to_real_median": float(np.median(real)),
         "real_to_real_p1": p1,
         "generated_median": float(np.median(generated)),
@@ -378,14 +421,14 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--quick", action="store_true", help="a few minutes on CPU")
     group.add_argument("--tiny", action="store_true", help="seconds; for the test suite")
     parser.add_argument(
-        "--library", type=Path, required=True, help="a CT lesion library (longisynth library build)"
+        "--library", type=Path, required=True, help="a CT or MRI lesion library (longisynth library build)"
     )
     parser.add_argument("--out", type=Path, required=True, help="folder for texture.pt / .onnx / .json")
     parser.add_argument("--steps", type=int)
     parser.add_argument("--batch", type=int)
     parser.add_argument("--width", type=int)
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--grid-mm", dest="grid_mm", type=float)
+    parser.add_argument("--grid-mm", dest="grid_mm", type=float, help="model grid, mm (CT 1, MRI 2)")
     parser.add_argument("--device", default=None, help="cpu (default) or cuda")
     args = parser.parse_args(argv)
     if not (args.library / "library.json").is_file():
@@ -397,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
         for k in ("steps", "batch", "width", "seed", "grid_mm", "device")
         if getattr(args, k) is not None
     }
+    overrides.setdefault("grid_mm", DEFAULT_GRID_MM.get(library_modality(args.library), 1.0))
     cfg = Config(**{**asdict(cfg), **overrides})
     train(cfg, args.library, args.out)
     export(args.out, args.library, args.out)

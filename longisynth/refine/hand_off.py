@@ -144,7 +144,12 @@ def _on_model_grid(
         ndimage.map_coordinates(les.astype(np.uint8), at_fine, order=0, mode="nearest").astype(bool)
         for les in lesions
     ]
-    out_fine, _ = refine_crops(fine, fine_les, intensities, groups, ctx.denoise, seed, ctx.settings)
+    # "interior": the model re-synthesises the lesion and its band as trained; only the interior
+    # is written back, at the rule-based render's mean (the model lends texture, the rules keep
+    # their calibrated density and margin)
+    interior = ctx.settings.region == "interior"
+    settings = replace(ctx.settings, region="lesion") if interior else ctx.settings
+    out_fine, _ = refine_crops(fine, fine_les, intensities, groups, ctx.denoise, seed, settings)
     _memorisation_flag(ctx, out_fine, fine_les, intensities)
     axes_back = [(np.arange(n) + 0.5) * f - 0.5 for n, f in zip(shape, factors, strict=True)]
     at_back = np.meshgrid(*axes_back, indexing="ij")
@@ -152,6 +157,8 @@ def _on_model_grid(
     for img, les, res in zip(images, lesions, out_fine, strict=True):
         region = region_of(les, ctx.settings.region)
         back = ndimage.map_coordinates(res, at_back, order=1, mode="nearest").astype(np.float32)
+        if interior and region.any():
+            back += np.float32(float(img[region].mean()) - float(back[region].mean()))
         new = img.copy()
         new[region] = back[region]
         out.append(new)

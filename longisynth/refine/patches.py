@@ -56,15 +56,21 @@ def band_of(lesion: NDArray[np.bool_]) -> NDArray[np.bool_]:
     return np.asarray(outer & ~inner)
 
 
+REGIONS = ("band", "lesion", "interior")
+
+
 def region_of(lesion: NDArray[np.bool_], region: str = "band") -> NDArray[np.bool_]:
-    """The voxels a model rewrites: the boundary ``band`` (:func:`band_of`), or the whole
-    ``lesion`` and its outside band (a texture model: interior and boundary)."""
+    """The voxels a model rewrites: the boundary ``band`` (:func:`band_of`); the whole ``lesion``
+    and its outside band (a texture model: interior and boundary); or the lesion's ``interior``
+    (the lesion less its outermost voxel: a texture model that keeps the rule-based margin)."""
     if region == "band":
         return band_of(lesion)
-    if region != "lesion":
-        raise ValueError(f"unknown refiner region {region!r}: band or lesion")
+    if region not in REGIONS:
+        raise ValueError(f"unknown refiner region {region!r}: {', '.join(REGIONS)}")
     if not lesion.any():
         return np.zeros(lesion.shape, dtype=bool)
+    if region == "interior":
+        return np.asarray(ndimage.binary_erosion(lesion, _ball(1)))
     return np.asarray(ndimage.binary_dilation(lesion, _ball(BAND_OUT_VOX)))
 
 
