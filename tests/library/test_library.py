@@ -334,9 +334,8 @@ def ndimage_smooth(values: np.ndarray, sigma: float) -> np.ndarray:
     return ndimage.gaussian_filter(values, sigma)
 
 
-def test_user_mask_is_the_baseline_and_grows(ct_library: Path, thorax: api.DemoInput) -> None:
-    """A mask drawn by the user (an ovoid where the engine would place a nodule) is the baseline
-    lesion exactly, at its own place; the law grows it; the texture is a library lesion's."""
+def _user_ovoid(thorax: api.DemoInput) -> np.ndarray:
+    """An ovoid (semi-axes 5 × 3.5 × 3.5 mm) where the engine would place a nodule: a user's mask."""
     scan = thorax.scans["ct"]
     placed = api.generate(thorax.scans, PROMPT, {"source": "rules"}, seed=2)
     center = scan.geometry.world_to_voxel(np.asarray(placed.extra["lesion_center_mm"]))
@@ -345,7 +344,14 @@ def test_user_mask_is_the_baseline_and_grows(ct_library: Path, thorax: api.DemoI
     r = np.sqrt(
         sum(((g - c) * s / a) ** 2 for g, c, s, a in zip(grid, center, sp, (5.0, 3.5, 3.5), strict=True))
     )
-    mask = (r <= 1.0).astype(np.uint8)
+    return (r <= 1.0).astype(np.uint8)
+
+
+def test_user_mask_is_the_baseline_and_grows(ct_library: Path, thorax: api.DemoInput) -> None:
+    """A mask drawn by the user (an ovoid where the engine would place a nodule) is the baseline
+    lesion exactly, at its own place; the law grows it; the texture is a library lesion's."""
+    scan = thorax.scans["ct"]
+    mask = _user_ovoid(thorax)
     study = api.generate(thorax.scans, PROMPT, library=ct_library, lesion_mask=mask, seed=2)
     base = np.zeros(scan.geometry.shape, dtype=bool)
     base[study.box.slices] = study.timepoints[0].mask > 0
@@ -370,14 +376,7 @@ def test_user_mask_with_rule_based_texture_grows_and_holds_no_patient_data(
     from longisynth.bundle import write_bundle
 
     scan = thorax.scans["ct"]
-    placed = api.generate(thorax.scans, PROMPT, {"source": "rules"}, seed=2)
-    center = scan.geometry.world_to_voxel(np.asarray(placed.extra["lesion_center_mm"]))
-    grid = np.indices(scan.geometry.shape).astype(np.float64)
-    sp = scan.geometry.spacing_mm
-    r = np.sqrt(
-        sum(((g - c) * s / a) ** 2 for g, c, s, a in zip(grid, center, sp, (5.0, 3.5, 3.5), strict=True))
-    )
-    mask = (r <= 1.0).astype(np.uint8)
+    mask = _user_ovoid(thorax)
     study = api.generate(
         thorax.scans,
         PROMPT.replace("solid", "part-solid", 1) + ", doubling time 120 days",

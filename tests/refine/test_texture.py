@@ -32,9 +32,13 @@ def texture_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
         _write_pair(src, f"case{i}", radius, i)
     lib = tmp_path_factory.mktemp("tex_lib") / "library"
     build_library(src, lib, licence="CC0 (test fixture)")
-    out = tmp_path_factory.mktemp("tex_out")
+    return _train_tiny(lib, tmp_path_factory.mktemp("tex_out"))
+
+
+def _train_tiny(library: Path, out: Path) -> Path:
+    """``models/train_texture.py --tiny`` on ``library``: the exported model's path."""
     done = subprocess.run(
-        [sys.executable, "models/train_texture.py", "--tiny", "--library", str(lib), "--out", str(out)],
+        [sys.executable, "models/train_texture.py", "--tiny", "--library", str(library), "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -113,16 +117,7 @@ def mr_texture_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (src / case).symlink_to(shared / case)
     lib = tmp_path_factory.mktemp("mr_lib") / "library"
     build_library(src, lib)
-    out = tmp_path_factory.mktemp("mr_tex")
-    done = subprocess.run(
-        [sys.executable, "models/train_texture.py", "--tiny", "--library", str(lib), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return out / "texture.onnx"
+    return _train_tiny(lib, tmp_path_factory.mktemp("mr_tex"))
 
 
 @pytest.mark.xdist_group("train")
