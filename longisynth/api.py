@@ -230,7 +230,7 @@ def generate(
         )
     _check_fov(resolved, main)
     ctx = refine_context(refine, refiner, refine_settings)
-    if lesion is not None and ctx.status.status == "disabled":
+    if lesion is not None and not lesion.host_units and ctx.status.status == "disabled":
         ctx.status.reason = "a library lesion keeps its real texture (refine=True turns the refiner on)"
     study = simulate(scan_map, resolved, clock, ctx, labels, brain_tissues, lesion, fixed_center)
     if ctx.status.status == "unavailable":
@@ -399,9 +399,8 @@ def _rules_texture(
         hu = images["ct"]
         air = hu < LUNG_AIR_HU
         reference["lung_hu"] = float(np.median(hu[air])) if air.sum() > 100 else -850.0
-    kind = str(
-        study.spec.nodule_type.value if lung and study.spec.nodule_type else study.spec.grade or "high"
-    )
+    grade = study.spec.grade.value if study.spec.grade is not None else "high"
+    kind = study.spec.nodule_type.value if lung and study.spec.nodule_type else grade
     measured = tp.clinical_diameter_mm if lung and tp.clinical_diameter_mm else tp.longest_diameter_mm
     entry = LibraryEntry(
         id="rules",

@@ -390,6 +390,7 @@ def test_user_mask_with_rule_based_texture_grows_and_holds_no_patient_data(
     assert vols[0] < vols[1] < vols[2]
     assert "rule-based" in study.extra["transplant"]["baseline_mask"]
     assert "source_lesion" not in study.extra and study.spec.source == "rules"
+    assert "library" not in study.extra["refiner"].get("reason", "")  # no real texture to keep
     assert study.spec.nodule_type == "part_solid"
     crop, lesion = study.timepoints[0].crops["ct"], study.timepoints[0].mask
     lung = float(np.median(crop[(lesion == 0) & (crop < -500)]))
