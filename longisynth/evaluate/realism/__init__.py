@@ -57,6 +57,7 @@ class RealismReport:
     seed: int
     contrasts: list[str] = field(default_factory=list)
     timepoints: str = "all"  # which timepoints of each bundle were compared: all, first or last
+    per_kind: list[dict[str, Any]] = field(default_factory=list)  # per nodule type: real vs synthetic AUC
 
     @property
     def n_real(self) -> int:
@@ -113,6 +114,30 @@ def per_host_table(lesions: Sequence[Lesion], scores: np.ndarray) -> list[dict[s
         mine = np.array([s for s, x in zip(scores, lesions, strict=True) if not x.real and x.group == group])
         y = np.r_[np.zeros(len(real), dtype=np.int64), np.ones(len(mine), dtype=np.int64)]
         rows.append({"group": group, "n": len(mine), "auc": auc_score(y, np.r_[real, mine])})
+    return rows
+
+
+def per_kind_table(lesions: Sequence[Lesion], scores: np.ndarray) -> list[dict[str, Any]]:
+    """For each lesion kind (lung: solid / part_solid / ground_glass) held by both classes: the
+    out-of-fold scores of its synthetic lesions against those of its real ones, as an AUC — are
+    the nodules of every type hard to tell, or only the common ones? (A slice of the one
+    classifier's scores, not a classifier per type.)"""
+    rows = []
+    kinds = {lesion.kind for lesion in lesions if lesion.kind is not None}
+    for kind in sorted(kinds):
+        real = [s for s, x in zip(scores, lesions, strict=True) if x.real and x.kind == kind]
+        mine = [s for s, x in zip(scores, lesions, strict=True) if not x.real and x.kind == kind]
+        if not real or not mine:
+            continue
+        y = np.r_[np.zeros(len(real), dtype=np.int64), np.ones(len(mine), dtype=np.int64)]
+        rows.append(
+            {
+                "kind": kind,
+                "n_real": len(real),
+                "n_synthetic": len(mine),
+                "auc": auc_score(y, np.r_[real, mine]),
+            }
+        )
     return rows
 
 
@@ -207,6 +232,7 @@ def run_realism(
         features=feature_table(X, y, names),
         size_auc=auc_score(y, sizes),
         per_host=per_host_table(lesions, result.scores),
+        per_kind=per_kind_table(lesions, result.scores),
         seed=seed,
         contrasts=contrasts,
         timepoints=timepoints,

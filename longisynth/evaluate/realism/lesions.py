@@ -51,6 +51,9 @@ class Lesion:
     diameter_mm: float  # equivalent diameter (lung: of the largest axial slice; glioma: 3D)
     features: dict[str, float]
     thumbnail: NDArray[np.float32] = field(repr=False)  # 2D, already windowed to 0…1
+    # lung: solid / part_solid / ground_glass (real: the readers' texture score in nodules.csv;
+    # synthetic: the bundle's nodule type); None when unknown (gliomas, a sheet without scores)
+    kind: str | None = None
 
 
 def _load(path: Path) -> nib.Nifti1Image:
@@ -107,7 +110,9 @@ def _lung_window(hu: NDArray[Any]) -> NDArray[np.float32]:
     return np.clip((hu + 1000.0) / 1400.0, 0, 1).astype(np.float32)  # lung window −1000…400 HU
 
 
-def _lung_lesion(name: str, real: bool, group: str, hu: NDArray[Any], mask2d: NDArray[np.bool_]) -> Lesion:
+def _lung_lesion(
+    name: str, real: bool, group: str, hu: NDArray[Any], mask2d: NDArray[np.bool_], kind: str | None = None
+) -> Lesion:
     return Lesion(
         name=name,
         real=real,
@@ -115,7 +120,26 @@ def _lung_lesion(name: str, real: bool, group: str, hu: NDArray[Any], mask2d: ND
         diameter_mm=ft.equivalent_diameter_mm(mask2d, (ft.LUNG_PIXEL_MM,) * 2),
         features=ft.lung_features(hu, mask2d),
         thumbnail=_lung_window(hu),
+        kind=kind,
     )
+
+
+def _kinds(folder: Path) -> dict[str, str]:
+    """Lesion file stem (``PATIENT_R_NODULE``, the lidc_nodules naming) -> nodule type from the
+    readers' texture score in ``nodules.csv`` (1–2 ground glass, 3 part-solid, 4–5 solid)."""
+    sheet = folder / "nodules.csv"
+    if not sheet.is_file():
+        return {}
+    out: dict[str, str] = {}
+    with open(sheet, newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            try:
+                texture = int(float(row.get("Texture_value") or ""))
+            except ValueError:
+                continue
+            kind = "ground_glass" if texture <= 2 else "part_solid" if texture == 3 else "solid"
+            out[f"{row.get('patient_id')}_R_{row.get('nodule_id')}"] = kind
+    return out
 
 
 def _patients(folder: Path) -> dict[str, str]:
@@ -140,6 +164,7 @@ def real_lung_lesions(folder: Path) -> Iterator[Lesion]:
     if not (folder / "image").is_dir() or not images:
         raise InvalidInputError(f"{folder}: no image/*.nii.gz (expected the lidc_nodules layout)")
     patients = _patients(folder)
+    kinds = _kinds(folder)
     for image_path in images:
         mask_path = folder / "mask" / image_path.name
         if not mask_path.is_file():
@@ -153,7 +178,7 @@ def real_lung_lesions(folder: Path) -> Iterator[Lesion]:
             raise InvalidInputError(f"{folder}: mask of {image_path.name} is empty")
         stem = image_path.name.split(".nii")[0]
         hu2d, mask2d = largest_axial_slice(hu, mask, img.affine)
-        yield _lung_lesion(stem, True, patients.get(stem, stem), hu2d, mask2d)
+        yield _lung_lesion(stem, True, patients.get(stem, stem), hu2d, mask2d, kinds.get(stem))
 
 
 # --- glioma ----------------------------------------------------------------------------------
@@ -289,7 +314,8 @@ def synthetic_lesions(
                 box = box_around(labels > 0, margin)
                 hu = arr[box].astype(np.float64) * slope + inter
                 hu2d, mask2d = largest_axial_slice(hu, labels[box] > 0, geometry.affine)
-                lesion = _lung_lesion(name, False, group, hu2d, mask2d)
+                kind = (reader.metadata.get("spec") or {}).get("nodule_type")
+                lesion = _lung_lesion(name, False, group, hu2d, mask2d, str(kind) if kind else None)
             else:
                 missing = [c for c in contrasts or [] if c not in reader.contrasts_of(index)]
                 if missing:

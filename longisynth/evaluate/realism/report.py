@@ -66,6 +66,7 @@ def realism_json(report: RealismReport) -> str:
         "auc_study_grouped_ci95": list(s.ci),
         "size_auc": report.size_auc,
         "per_host": report.per_host,
+        "per_kind": report.per_kind,
         "n_real": report.n_real,
         "n_synthetic": report.n_synthetic,
         "groups": _groups(report),
@@ -174,6 +175,22 @@ def _host_rows(report: RealismReport) -> str:
     )
 
 
+def _kind_rows(report: RealismReport) -> str:
+    if not report.per_kind:
+        return ""
+    rows = "".join(
+        f"<tr><td class=l>{html.escape(k['kind'])}</td><td>{k['n_real']}</td><td>{k['n_synthetic']}</td>"
+        f"<td>{fmt(k['auc'], '.2f')}</td></tr>"
+        for k in report.per_kind
+    )
+    return (
+        "<h2>By nodule type</h2><p>The same out-of-fold scores, real and synthetic lesions of one type "
+        "only (real: the readers' texture score). Few lesions of a type make a wide interval.</p>"
+        "<table><tr><th class=l>type</th><th>real</th><th>synthetic</th><th>AUC</th></tr>"
+        f"{rows}</table>"
+    )
+
+
 def realism_html(report: RealismReport) -> str:
     """The whole page: verdict, why (features ranked, distributions), examples, method."""
     r, s = report.result, report.study_grouped
@@ -214,6 +231,7 @@ def realism_html(report: RealismReport) -> str:
         "<h2>By host scan</h2><p>Each host's synthetic lesions against every real lesion (out-of-fold "
         "scores of the same classifier): a host far above the rest gives its lesions away.</p>"
         f"{_host_rows(report)}"
+        f"{_kind_rows(report)}"
         "<h2>Examples</h2><p>Top row real, bottom row synthetic, spread over each class's sizes "
         f"(same window).</p><p><img alt=examples src='data:image/png;base64,{_examples(report)}'></p>"
         "</body></html>\n"

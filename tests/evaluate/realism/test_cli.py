@@ -186,6 +186,33 @@ def test_real_lidc_folder_reads(shared_data: Path) -> None:
     assert all(2.0 < lesion.diameter_mm < 40 for lesion in lesions)
     assert all(-900 < lesion.features["hu_inside_mean"] < 1500 for lesion in lesions)
     assert 0.5 < float(np.median([lesion.features["shape_solidity"] for lesion in lesions])) <= 1.0
+    # the readers' texture score gives each real nodule its type (for the per-type AUC)
+    assert {lesion.kind for lesion in lesions} <= {"solid", "part_solid", "ground_glass"}
+    assert sum(lesion.kind == "solid" for lesion in lesions) >= 10
+
+
+def test_per_kind_auc_slices_the_one_classifier_by_nodule_type() -> None:
+    """Per type, the synthetic lesions' out-of-fold scores against the real ones of that type; a
+    type held by one class only has no row."""
+    from longisynth.evaluate.realism import per_kind_table
+    from longisynth.evaluate.realism.lesions import Lesion
+
+    def lesion(real: bool, kind: str | None) -> Lesion:
+        return Lesion("x", real, "g", 8.0, {}, np.zeros((2, 2), np.float32), kind)
+
+    lesions = [
+        *(lesion(True, "solid") for _ in range(4)),
+        *(lesion(False, "solid") for _ in range(4)),
+        lesion(True, "ground_glass"),
+        lesion(False, "ground_glass"),
+        lesion(False, "part_solid"),
+        lesion(True, None),
+    ]
+    scores = np.array([0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9, 0.9, 0.1, 0.5, 0.5])
+    rows = {r["kind"]: r for r in per_kind_table(lesions, scores)}
+    assert set(rows) == {"solid", "ground_glass"}  # part-solid: no real one; None: no type
+    assert rows["solid"]["auc"] == 1.0 and rows["solid"]["n_real"] == 4 and rows["solid"]["n_synthetic"] == 4
+    assert rows["ground_glass"]["auc"] == 0.0
 
 
 def test_same_inputs_and_seed_give_the_same_report(
