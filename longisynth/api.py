@@ -375,11 +375,14 @@ def _rules_texture(
     inner.location.point_voxel = None
     inner.source = LesionSource.RULES
     inner.library_lesion_id = None
+    # one scan, at the mask's size: the texture source needs no timeline
+    inner.timepoints_days, inner.n_timepoints, inner.duration_days, inner.schedule = [0.0], None, None, None
+    inner.growth.volume_ratio = None
     try:
         study = generate(scans, spec=inner, labels=labels, brain_tissues=brain_tissues, refine=False)
     except LesionDoesNotFitError as err:
         raise LesionDoesNotFitError(f"no rule-based texture fits the lesion mask: {err}") from None
-    tp = study.timepoints[-1]
+    tp = study.timepoints[0]
     crop = study.geometry.crop(study.box)
     images = {
         c: (tp.crops[c].astype(np.float32) * np.float32(s.slope) + np.float32(s.inter))

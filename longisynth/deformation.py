@@ -168,14 +168,6 @@ class Warper:
         return out
 
 
-def warp(
-    image: NDArray[np.floating], displacement_mm: NDArray[np.float32], spacing_mm: tuple[float, float, float]
-) -> NDArray[np.float32]:
-    """Resample ``image`` (a crop, physical units) by pull-back through ``displacement_mm`` (mm):
-    :class:`Warper` for one field."""
-    return Warper(image)(displacement_mm, spacing_mm)
-
-
 def jacobian_determinant(
     displacement_mm: NDArray[np.float32], spacing_mm: tuple[float, float, float]
 ) -> NDArray[np.float32]:

@@ -187,23 +187,26 @@ def patch_pool(instance: int, cfg: Config, data: list[Path] | None) -> PatchPool
 # ------------------------------------------------------------------------------------------ training
 
 
-def train(
-    cfg: Config, out: Path, data: list[Path] | None = None, log: Callable[[str], None] = print
-) -> dict[str, Any]:
-    """Train and write ``out/refiner.pt`` and ``out/refiner_train.json``; returns the log dict."""
+def fit_diffusion(
+    draw: Callable[[np.random.Generator], NDArray[np.float32]],
+    cfg: Any,
+    stream: int,
+    outside_weight: float,
+    log: Callable[[str], None],
+    log_every: int,
+) -> tuple[Any, list[float]]:
+    """The DDPM ε-training both models share: a :func:`build_model` of ``cfg.width`` (torch seeded
+    with ``cfg.seed``, ``cfg.threads`` threads) trained ``cfg.steps`` AdamW steps (one-cycle
+    learning rate ``cfg.lr``, gradient clipping at 1) on batches ``draw(rng)`` of (B, 4, T, T, T)
+    stacks (x0, guide, region, lesion), t uniform below ``cfg.max_t``, the generator seeded with
+    (``cfg.seed``, ``stream``); the ε loss weighted 1 in the region and ``outside_weight``
+    elsewhere. Logs the mean loss ``log_every`` times; returns the model and every loss."""
     import torch
 
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
-    t0 = time.perf_counter()
-    pool = patch_pool(0, cfg, data)
-    log(
-        f"patch pool: {len(pool.patches)} tiles of {TILE}^3 from {len(set(pool.source))} volumes "
-        f"({time.perf_counter() - t0:.1f} s)"
-    )
-    rng = np.random.default_rng([cfg.seed, 99])
+    rng = np.random.default_rng([cfg.seed, stream])
     model = build_model(cfg.width).to(cfg.device)
-    n_params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=cfg.lr, total_steps=max(cfg.steps, 2), pct_start=0.1
@@ -211,18 +214,16 @@ def train(
     ab = torch.tensor(alphas_cumprod(), dtype=torch.float32, device=cfg.device)
     losses: list[float] = []
     t_train = time.perf_counter()
+    every = max(1, cfg.steps // log_every)
     for step in range(cfg.steps):
-        idx = rng.integers(len(pool.patches), size=cfg.batch)
-        stacks = np.stack([training_example(pool.patches[i], float(pool.noise_std[i]), rng) for i in idx])
-        batch = torch.from_numpy(stacks).to(cfg.device)
-        x0, guide, band, lesion = batch[:, 0:1], batch[:, 1:2], batch[:, 2:3], batch[:, 3:4]
+        batch = torch.from_numpy(draw(rng)).to(cfg.device)
+        x0, guide, region, lesion = batch[:, 0:1], batch[:, 1:2], batch[:, 2:3], batch[:, 3:4]
         t = torch.from_numpy(rng.integers(0, cfg.max_t, size=cfg.batch)).to(cfg.device)
         noise = torch.from_numpy(rng.standard_normal(x0.shape, dtype=np.float32)).to(cfg.device)
         a = ab[t].sqrt().view(-1, 1, 1, 1, 1)
         s = (1 - ab[t]).sqrt().view(-1, 1, 1, 1, 1)
-        x_t = a * x0 + s * noise
-        pred = model(torch.cat([x_t, guide, band, lesion], dim=1), t)
-        weight = band + OUTSIDE_BAND_LOSS_WEIGHT * (1 - band)
+        pred = model(torch.cat([a * x0 + s * noise, guide, region, lesion], dim=1), t)
+        weight = region + outside_weight * (1 - region)
         loss = ((pred - noise) ** 2 * weight).sum() / weight.sum()
         opt.zero_grad()
         loss.backward()
@@ -230,9 +231,31 @@ def train(
         opt.step()
         sched.step()
         losses.append(float(loss.detach()))
-        if (step + 1) % max(1, cfg.steps // 20) == 0 or step == cfg.steps - 1:
-            recent = float(np.mean(losses[-max(1, cfg.steps // 20) :]))
+        if (step + 1) % every == 0 or step == cfg.steps - 1:
+            recent = float(np.mean(losses[-every:]))
             log(f"step {step + 1}/{cfg.steps}  loss {recent:.4f}  ({time.perf_counter() - t_train:.0f} s)")
+    return model, losses
+
+
+def train(
+    cfg: Config, out: Path, data: list[Path] | None = None, log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Train and write ``out/refiner.pt`` and ``out/refiner_train.json``; returns the log dict."""
+    import torch
+
+    t0 = time.perf_counter()
+    pool = patch_pool(0, cfg, data)
+    log(
+        f"patch pool: {len(pool.patches)} tiles of {TILE}^3 from {len(set(pool.source))} volumes "
+        f"({time.perf_counter() - t0:.1f} s)"
+    )
+
+    def draw(rng: np.random.Generator) -> NDArray[np.float32]:
+        idx = rng.integers(len(pool.patches), size=cfg.batch)
+        return np.stack([training_example(pool.patches[i], float(pool.noise_std[i]), rng) for i in idx])
+
+    model, losses = fit_diffusion(draw, cfg, 99, OUTSIDE_BAND_LOSS_WEIGHT, log, log_every=20)
+    n_params = sum(p.numel() for p in model.parameters())
     wall = time.perf_counter() - t0
     out.mkdir(parents=True, exist_ok=True)
     data_files = [str(p) for p in data_paths(data or [])]

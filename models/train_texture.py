@@ -47,8 +47,8 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from export_onnx import onnx_bytes
-from train_refiner import build_model
+from export_onnx import checked_onnx
+from train_refiner import build_model, fit_diffusion
 
 from longisynth.refine.patches import (
     CT_INTENSITY,
@@ -60,10 +60,9 @@ from longisynth.refine.patches import (
     region_of,
 )
 from longisynth.refine.sampler import RefineSettings, refine_crops
-from longisynth.refine.schedule import BETA_END, BETA_START, NUM_TRAIN_TIMESTEPS, alphas_cumprod
+from longisynth.refine.schedule import BETA_END, BETA_START, NUM_TRAIN_TIMESTEPS
 
 OUTSIDE_REGION_LOSS_WEIGHT = 0.1
-PARITY_TOLERANCE = 1e-3
 SAMPLER = {"region": "lesion", "strength": 0.6, "steps": 10, "eta": 1.0}
 
 
@@ -230,8 +229,6 @@ def train(cfg: Config, library: Path, out: Path, log: Callable[[str], None] = pr
     """Train on ``library`` and write ``out/texture.pt`` and ``out/texture_train.json``."""
     import torch
 
-    torch.manual_seed(cfg.seed)
-    torch.set_num_threads(cfg.threads)
     t0 = time.perf_counter()
     lesions = load_lesions(library, cfg.grid_mm)
     training, held = split(lesions, cfg.hold_out)
@@ -241,36 +238,12 @@ def train(cfg: Config, library: Path, out: Path, log: Callable[[str], None] = pr
         f"library: {n} lesions ({', '.join(contrasts)}) → {len({les.id for les in training})} for "
         f"training, {len({les.id for les in held})} held apart"
     )
-    rng = np.random.default_rng([cfg.seed, 7])
-    model = build_model(cfg.width).to(cfg.device)
+
+    def draw(rng: np.random.Generator) -> NDArray[np.float32]:
+        return np.stack([example(training[i], rng) for i in rng.integers(len(training), size=cfg.batch)])
+
+    model, losses = fit_diffusion(draw, cfg, 7, OUTSIDE_REGION_LOSS_WEIGHT, log, log_every=10)
     n_params = sum(p.numel() for p in model.parameters())
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=cfg.lr, total_steps=max(cfg.steps, 2), pct_start=0.1
-    )
-    ab = torch.tensor(alphas_cumprod(), dtype=torch.float32, device=cfg.device)
-    losses: list[float] = []
-    t_train = time.perf_counter()
-    for step in range(cfg.steps):
-        idx = rng.integers(len(training), size=cfg.batch)
-        batch = torch.from_numpy(np.stack([example(training[i], rng) for i in idx])).to(cfg.device)
-        x0, guide, region, lesion = batch[:, 0:1], batch[:, 1:2], batch[:, 2:3], batch[:, 3:4]
-        t = torch.from_numpy(rng.integers(0, cfg.max_t, size=cfg.batch)).to(cfg.device)
-        noise = torch.from_numpy(rng.standard_normal(x0.shape, dtype=np.float32)).to(cfg.device)
-        a = ab[t].sqrt().view(-1, 1, 1, 1, 1)
-        s = (1 - ab[t]).sqrt().view(-1, 1, 1, 1, 1)
-        pred = model(torch.cat([a * x0 + s * noise, guide, region, lesion], dim=1), t)
-        weight = region + OUTSIDE_REGION_LOSS_WEIGHT * (1 - region)
-        loss = ((pred - noise) ** 2 * weight).sum() / weight.sum()
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        losses.append(float(loss.detach()))
-        if (step + 1) % max(1, cfg.steps // 10) == 0 or step == cfg.steps - 1:
-            recent = float(np.mean(losses[-max(1, cfg.steps // 10) :]))
-            log(f"step {step + 1}/{cfg.steps}  loss {recent:.4f}  ({time.perf_counter() - t_train:.0f} s)")
     out.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": model.state_dict(), "config": asdict(cfg)}, out / "texture.pt")
     window = max(1, len(losses) // 10)
@@ -303,7 +276,6 @@ def _library_record(library: Path) -> dict[str, Any]:
 
 def export(cfg_src: Path, library: Path, out: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
     """ONNX export, parity, memorisation report and card (``out/texture.onnx``, ``texture.json``)."""
-    import onnxruntime as ort
     import torch
 
     ckpt = torch.load(cfg_src / "texture.pt", map_location="cpu", weights_only=False)
@@ -311,26 +283,7 @@ def export(cfg_src: Path, library: Path, out: Path, log: Callable[[str], None] =
     model = build_model(cfg.width)
     model.load_state_dict(ckpt["state_dict"])
     model.eval()
-    data = onnx_bytes(model, (10, 500))
-    options = ort.SessionOptions()
-    options.use_deterministic_compute = True
-    session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-    parity = {}
-    for batch in (1, 3):
-        x = torch.randn(batch, 4, TILE, TILE, TILE)
-        t = torch.randint(0, cfg.max_t, (batch,))
-        with torch.no_grad():
-            ref = model(x, t).numpy()
-        parity[f"batch_{batch}"] = float(
-            np.abs(ref - session.run(None, {"x": x.numpy(), "t": t.numpy()})[0]).max()
-        )
-    worst = max(parity.values())
-    log(f"ONNX vs PyTorch max abs diff: {worst:.2e}")
-    if worst > PARITY_TOLERANCE:
-        raise SystemExit(f"ONNX output differs from PyTorch by {worst:.2e} > {PARITY_TOLERANCE}")
-
-    def denoise(x: NDArray[np.float32], t: NDArray[np.int64]) -> NDArray[np.float32]:
-        return np.asarray(session.run(None, {"x": x, "t": t})[0], dtype=np.float32)
+    data, denoise, parity = checked_onnx(model, (10, 500), cfg.max_t, log)
 
     memo = memorisation_report(cfg, library, denoise, log)
     modality = library_modality(library)

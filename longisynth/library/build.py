@@ -136,7 +136,7 @@ def _same_grid(a: Scan, b: Scan, what: str) -> None:
 # --- CT (lung nodules) -------------------------------------------------------------------------
 
 
-def _lidc_kind(texture: int) -> str:
+def lidc_kind(texture: int) -> str:
     """LIDC texture score → nodule type (1–2 ground glass, 3 part-solid, 4–5 solid)."""
     return "ground_glass" if texture <= 2 else "part_solid" if texture == 3 else "solid"
 
@@ -228,7 +228,7 @@ def _lidc(folder: Path) -> Iterator[Callable[[], Lesion]]:
             _same_grid(scan, m, image.name)
             scores: dict[str, Any] = {k.lower(): _int(row, f"{k}_value", 0) for k in LIDC_SCORES}
             scores["reader_diameter_mm"] = round(float(row.get("diameter_mm") or 0.0), 3)
-            kind = _lidc_kind(scores["texture"])
+            kind = lidc_kind(scores["texture"])
             shape = _lidc_shape(scores["spiculation"], scores["lobulation"])
             return _ct_lesion(scan, m.values() > 0, kind, shape, scores, "lidc", _stem(image))
 

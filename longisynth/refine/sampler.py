@@ -98,14 +98,14 @@ def _growth_alignment(
     for i, g in enumerate(noise_groups):
         if g not in ref or volumes[i] > volumes[ref[g]]:
             ref[g] = i
+    centers = {g: np.argwhere(lesions[r] > 0).mean(axis=0) for g, r in ref.items() if volumes[r] > 0}
     out = []
     for i, g in enumerate(noise_groups):
         r = ref[g]
         if volumes[i] <= 0 or volumes[r] <= 0:
             out.append((np.zeros(3), 1.0))
             continue
-        center = np.argwhere(lesions[r] > 0).mean(axis=0)
-        out.append((center, float(np.cbrt(volumes[r] / volumes[i]))))
+        out.append((centers[g], float(np.cbrt(volumes[r] / volumes[i]))))
     return out
 
 

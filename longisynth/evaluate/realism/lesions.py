@@ -32,6 +32,7 @@ from longisynth.bundle.reader import BundleReader
 from longisynth.errors import InvalidInputError
 from longisynth.evaluate.realism import features as ft
 from longisynth.geometry import Geometry
+from longisynth.library.build import lidc_kind
 
 MIN_DIAMETER_MM = {"lung_nodule": 3.0, "glioma": 10.0}  # LIDC-IDRI marks nodules ≥ 3 mm
 LUNG_CONTEXT_MM = 15.0  # in-plane margin kept around a synthetic nodule before resampling
@@ -126,7 +127,8 @@ def _lung_lesion(
 
 def _kinds(folder: Path) -> dict[str, str]:
     """Lesion file stem (``PATIENT_R_NODULE``, the lidc_nodules naming) -> nodule type from the
-    readers' texture score in ``nodules.csv`` (1–2 ground glass, 3 part-solid, 4–5 solid)."""
+    readers' texture score in ``nodules.csv`` (:func:`~longisynth.library.build.lidc_kind`, as the
+    lesion library reads it)."""
     sheet = folder / "nodules.csv"
     if not sheet.is_file():
         return {}
@@ -137,8 +139,7 @@ def _kinds(folder: Path) -> dict[str, str]:
                 texture = int(float(row.get("Texture_value") or ""))
             except ValueError:
                 continue
-            kind = "ground_glass" if texture <= 2 else "part_solid" if texture == 3 else "solid"
-            out[f"{row.get('patient_id')}_R_{row.get('nodule_id')}"] = kind
+            out[f"{row.get('patient_id')}_R_{row.get('nodule_id')}"] = lidc_kind(texture)
     return out
 
 
