@@ -262,6 +262,41 @@ def _labels(
     return labels
 
 
+def _nearest_tissue_cell(
+    tissue: NDArray[np.bool_],
+    comp_c: NDArray[np.int8] | None,
+    seed_c: NDArray[np.float64],
+    seed_idx: tuple[int, ...],
+    compartments: NDArray[np.int8] | None,
+    seed_voxel: tuple[float, float, float],
+) -> tuple[int, ...]:
+    """The coarse tissue cell next to the seed's own when that one is mostly CSF (a seed placed in
+    tissue beside a sulcus: the coarse cell averages both), in the seed's compartment.
+
+    Raises:
+        LesionDoesNotFitError: no tissue cell touches the seed's cell.
+    """
+    want = None
+    if comp_c is not None and compartments is not None:
+        fine = tuple(
+            int(np.clip(round(v), 0, n - 1)) for v, n in zip(seed_voxel, np.shape(compartments), strict=True)
+        )
+        want = int(compartments[fine])
+    best: tuple[float, tuple[int, ...]] | None = None
+    for offset in itertools.product((-1, 0, 1), repeat=3):
+        idx = tuple(i + o for i, o in zip(seed_idx, offset, strict=True))
+        if any(i < 0 or i >= n for i, n in zip(idx, tissue.shape, strict=True)) or not tissue[idx]:
+            continue
+        if want is not None and comp_c is not None and int(comp_c[idx]) != want:
+            continue
+        dist = float(sum((i - c) ** 2 for i, c in zip(idx, seed_c, strict=True)))
+        if best is None or dist < best[0]:
+            best = (dist, idx)
+    if best is None:
+        raise LesionDoesNotFitError("the glioma seed lies in CSF or outside the brain; choose another point")
+    return best[1]
+
+
 def simulate_glioma(
     wm: NDArray[np.float32],
     gm: NDArray[np.float32],
@@ -339,7 +374,7 @@ def simulate_glioma(
     seed_c = (np.asarray(seed_voxel, dtype=np.float64) + 0.5) * (np.asarray(c_shape) / fine_shape) - 0.5
     seed_idx = tuple(int(np.clip(round(s), 0, n - 1)) for s, n in zip(seed_c, c_shape, strict=True))
     if not tissue[seed_idx]:
-        raise LesionDoesNotFitError("the glioma seed lies in CSF or outside the brain; choose another point")
+        seed_idx = _nearest_tissue_cell(tissue, comp_c, seed_c, seed_idx, compartments, seed_voxel)
 
     # --- drawn parameters (fixed order, so a seed always gives the same tumour)
     log_d = _smooth_field(c_shape, h, rng)

@@ -13,6 +13,7 @@ from longisynth.errors import InvalidInputError, LesionDoesNotFitError
 from longisynth.growth.glioma import (
     TISSUE_MIN,
     GliomaGrowth,
+    _nearest_tissue_cell,
     longest_diameter_mm,
     simulate_glioma,
 )
@@ -239,3 +240,20 @@ def test_does_not_fit(phantom: tuple[NDArray[np.float32], ...]) -> None:
         simulate_glioma(*args, SEED, "high", HGG_RHO, HGG_D, [0.0, 3000.0], 20.0, np.random.default_rng(0))
     with pytest.raises(InvalidInputError):
         simulate_glioma(*args, SEED, "high", HGG_RHO, HGG_D, [10.0, 5.0], 20.0, np.random.default_rng(0))
+
+
+def test_a_seed_whose_coarse_cell_is_csf_moves_to_the_next_tissue_cell() -> None:
+    # A seed placed in tissue beside a sulcus: the simulation grid's cell averages both and may be
+    # CSF; the tumour then starts in the adjacent tissue cell of the seed's own compartment.
+    tissue = np.zeros((5, 5, 5), dtype=bool)
+    tissue[3, 2, 2] = tissue[1, 2, 2] = True
+    comp = np.ones((5, 5, 5), dtype=np.int8)
+    comp[3:] = 2
+    fine_comp = np.repeat(np.repeat(np.repeat(comp, 2, 0), 2, 1), 2, 2)
+    seed_c = np.array([2.2, 2.0, 2.0])  # nearer to cell 3 than to cell 1
+    assert _nearest_tissue_cell(tissue, None, seed_c, (2, 2, 2), None, (4.4, 4.0, 4.0)) == (3, 2, 2)
+    # in compartment 1 (left of the falx), the nearer cell across it is not taken
+    got = _nearest_tissue_cell(tissue, comp, seed_c, (2, 2, 2), fine_comp, (4.4, 4.0, 4.0))
+    assert got == (1, 2, 2)
+    with pytest.raises(LesionDoesNotFitError, match="CSF"):
+        _nearest_tissue_cell(np.zeros((5, 5, 5), dtype=bool), None, seed_c, (2, 2, 2), None, (4.4, 4.0, 4.0))
