@@ -4,9 +4,10 @@
 
 (the spec is resolved before, by :func:`longisynth.api.generate`). A lesion family
 (:mod:`longisynth.families`) answers the family-specific questions; this module owns the crop
-around the lesion, the mass effect of every timepoint, resampling the backgrounds, the refiner
-hand-off, assembling and measuring the timepoints, the checks every study gets, the stage names,
-progress and timings. Everything heavy runs on the crop; the rest of the scan is untouched.
+around the lesion, applying each timepoint's mass effect (the family's field), resampling the
+backgrounds, the refiner hand-off, assembling and measuring the timepoints, the checks every study
+gets, the stage names, progress and timings. Everything heavy runs on the crop; the rest of the
+scan is untouched.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from scipy import ndimage
 
 from longisynth import checks as ck
 from longisynth.anatomy.mri_intensity import BackgroundGuard
-from longisynth.deformation import Warper, jacobian_determinant, mass_effect_field
+from longisynth.deformation import Warper, jacobian_determinant
 from longisynth.families import family_for
 from longisynth.families.base import Inputs, Site
 from longisynth.geometry import Box, Geometry
@@ -149,12 +150,10 @@ def simulate(
     growth = family.grow(inputs, anatomy, site)
 
     clock.stage("deformation")
-    fields = [
-        mass_effect_field(
-            mask, center_vox, family.push_fraction, placement.influence_mm, spacing, geometry.voxel_volume_mm3
-        )
-        for mask in growth.masks
-    ]
+    if spec.mass_effect is False:  # "no mass effect": the host stays where it is
+        fields = [np.zeros((3, *box.shape), dtype=np.float32) for _ in growth.masks]
+    else:
+        fields = family.mass_effect(inputs, anatomy, site, growth)
 
     clock.stage("appearance")
     renderer = family.renderer(inputs, anatomy, box)
@@ -187,6 +186,7 @@ def simulate(
     ]
     zone = ball_mask(box.shape, spacing, center_vox, placement.influence_mm)
     zone |= np.any([m > 0 for m in growth.masks], axis=0) | growth.support
+    zone |= np.any([np.any(f != 0, axis=0) for f in fields], axis=0)  # where the mass effect moved tissue
     checks = common_checks(
         timepoints,
         scans,

@@ -3,12 +3,11 @@
 A family (lung nodule, glioma; a liver lesion would be one more module) answers a few questions,
 each a method of :class:`LesionFamily`; the driver asks them in its fixed order
 (:data:`longisynth.pipeline.STAGES`, the one place that order is written). The driver owns
-everything between the answers: the crop around the lesion, the mass-effect displacement of every
-timepoint (:func:`longisynth.deformation.mass_effect_field` with the
-family's :attr:`~LesionFamily.push_fraction`), resampling the backgrounds, the refiner hand-off,
-assembling and measuring the timepoints, the checks every study gets, progress and timings.
-Families receive plain values (arrays on the crop, the resolved spec, the study's random streams)
-and return plain values; they never see HTTP, files or the other family.
+everything between the answers: the crop around the lesion, applying every timepoint's mass-effect
+displacement (the family's :meth:`~LesionFamily.mass_effect`), resampling the backgrounds, the
+refiner hand-off, assembling and measuring the timepoints, the checks every study gets, progress
+and timings. Families receive plain values (arrays on the crop, the resolved spec, the study's
+random streams) and return plain values; they never see HTTP, files or the other family.
 """
 
 from __future__ import annotations
@@ -126,7 +125,6 @@ class LesionFamily(Protocol):
     """One lesion family behind the driver (see the module docstring for the order)."""
 
     family: Family
-    push_fraction: float  # tissue displacement at the lesion boundary / lesion radius
     # What the spec's diameter_mm means: "clinical" (mean of the axial long and short axis of the
     # body, Fleischner/Lung-RADS) or "longest" (longest 3D diameter of the whole lesion).
     size_convention: str
@@ -150,6 +148,14 @@ class LesionFamily(Protocol):
 
     def grow(self, inputs: Inputs, anatomy: Any, site: Site) -> Growth:
         """The lesion at every timepoint of ``spec.timepoints_days``."""
+        ...
+
+    def mass_effect(
+        self, inputs: Inputs, anatomy: Any, site: Site, growth: Growth
+    ) -> list[NDArray[np.float32]]:
+        """Per timepoint, the pull-back displacement of the host tissue on the crop (array axes,
+        mm, shape (3, *crop)): output voxel x shows the input at x + d(x). Exactly 0 where nothing
+        moves (those voxels are copied); invertible (Jacobian > 0)."""
         ...
 
     def renderer(self, inputs: Inputs, anatomy: Any, box: Box) -> Renderer:

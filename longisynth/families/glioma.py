@@ -1,4 +1,4 @@
-"""Gliomas in brain MRI: brain tissues → seed → Fisher–Kolmogorov growth → strong push → MRI rendering.
+"""Gliomas in brain MRI: brain tissues → seed → Fisher–Kolmogorov growth → push into the CSF → MRI rendering.
 
 Masks (BraTS 2023 numbering): 1 necrotic / non-enhancing core, 2 oedema, 3 enhancing tumour.
 """
@@ -18,6 +18,7 @@ from longisynth.anatomy.brain import BrainAnatomy, brain_anatomy, brain_region, 
 from longisynth.anatomy.mri_intensity import detect_convention, skull_stripped
 from longisynth.appearance.mri import render_glioma
 from longisynth.appearance.noise import NoiseModel, estimate_noise
+from longisynth.deformation import BrainFlow
 from longisynth.errors import LesionDoesNotFitError
 from longisynth.families.base import Crops, Findings, Growth, Inputs, Placement, Site
 from longisynth.geometry import Box
@@ -139,13 +140,31 @@ def brain_statistics(
     return stats, noises
 
 
+def brain_mass_effect(
+    inputs: Inputs,
+    anatomy: BrainAnatomy,
+    site: Site,
+    masks: list[NDArray[np.uint8]],
+    added_volume_fraction: float,
+) -> list[NDArray[np.float32]]:
+    """Per timepoint, the pull-back displacement (crop, array axes, mm) of a brain pushed by the
+    tumour ``masks``: their whole-tumour volume (mm³) times ``added_volume_fraction`` is pressed
+    into the CSF (:class:`longisynth.deformation.BrainFlow`)."""
+    sl = site.box.slices
+    spacing = inputs.scans[anatomy_contrast(inputs.scans)].geometry.spacing_mm
+    flow = BrainFlow.of(anatomy.brain[sl], anatomy.csf[sl], site.center_vox, spacing)
+    voxel_mm3 = float(np.prod(spacing))
+    return [flow.field(m > 0, added_volume_fraction * float((m > 0).sum()) * voxel_mm3) for m in masks]
+
+
 class Glioma:
     """Low- and high-grade gliomas in brain MRI (any of T1, T1c, T2, FLAIR on one grid)."""
 
     family = Family.GLIOMA
-    # Gliomas displace the brain strongly (midline shift, effaced sulci): tissue at the tumour
-    # boundary moves out by a quarter of the tumour radius, fading to 0 at the influence radius.
-    push_fraction = 0.25
+    # Gliomas displace the brain into its CSF spaces (compressed ventricle, effaced sulci, midline
+    # shift): the added volume is this fraction of the whole tumour's (deformation.BrainFlow),
+    # calibrated on the midline shift of the shared BraTS 2018 brains (docs/mass_effect.md).
+    added_volume_fraction = 1.0
     size_convention = "longest"  # a glioma's diameter_mm is its longest whole-tumour diameter
     # necrotic / non-enhancing core and enhancing tumour (oedema is infiltrated brain)
     solid_labels: tuple[int, ...] = (1, 3)
@@ -247,6 +266,11 @@ class Glioma:
         )
         support = np.any([c > RENDER_THRESHOLD for c in growth.concentration], axis=0)
         return Growth(list(growth.labels), support, state=growth)
+
+    def mass_effect(
+        self, inputs: Inputs, anatomy: GliomaAnatomy, site: Site, growth: Growth
+    ) -> list[NDArray[np.float32]]:
+        return brain_mass_effect(inputs, anatomy, site, growth.masks, self.added_volume_fraction)
 
     def renderer(self, inputs: Inputs, anatomy: GliomaAnatomy, box: Box) -> _GliomaRenderer:
         scans, spec = inputs.scans, inputs.spec

@@ -27,6 +27,7 @@ from longisynth.appearance.ct import (
     visible_occupancy,
 )
 from longisynth.appearance.noise import NoiseModel, estimate_noise
+from longisynth.deformation import mass_effect_field
 from longisynth.errors import LesionDoesNotFitError
 from longisynth.families.base import Crops, Findings, Growth, Inputs, Placement, Site, typed_stream
 from longisynth.families.lung_placement import NoduleSite, crop_structures, place_nodule, smooth_lungs
@@ -191,6 +192,22 @@ class LungNodule:
         reach_mm = max(site.shape.bounding_radius_mm(d, axial) for d in diameters)
         influence_mm = 2.0 * reach_mm + 4.0
         return Placement(site.center_world, influence_mm, influence_mm + 2.0, _NodulePlan(site, diameters))
+
+    def mass_effect(
+        self, inputs: Inputs, anatomy: LungAnatomy, site: Site, growth: Growth
+    ) -> list[NDArray[np.float32]]:
+        geometry = inputs.scans["ct"].geometry
+        return [
+            mass_effect_field(
+                mask,
+                site.center_vox,
+                self.push_fraction,
+                site.placement.influence_mm,
+                geometry.spacing_mm,
+                geometry.voxel_volume_mm3,
+            )
+            for mask in growth.masks
+        ]
 
     def allowed_region(
         self, inputs: Inputs, anatomy: LungAnatomy, placement: Placement, box: Box, crops: Crops

@@ -243,7 +243,6 @@ class Transplant:
         self.mirrored = False  # set when a glioma is mirrored into the other hemisphere
         self._host_maps: dict[str, tuple[float, float]] = {}  # set by renderer(): patch → host units
         self.family = base.family
-        self.push_fraction = base.push_fraction
         self.size_convention = base.size_convention
         self.solid_labels = base.solid_labels
         self.blend_mm = BLEND_MM[str(base.family)]
@@ -371,6 +370,11 @@ class Transplant:
             iterations=max(1, math.ceil(self.blend_mm / min(geometry.spacing_mm))),
         )
         return Growth(masks, support & band, occupancy=occupancy, state=_State(scales, diameters, sampled))
+
+    def mass_effect(
+        self, inputs: Inputs, anatomy: Any, site: Site, growth: Growth
+    ) -> list[NDArray[np.float32]]:
+        return self.base.mass_effect(inputs, anatomy, site, growth)
 
     def _compartment(self, inputs: Inputs, anatomy: Any, site: Site) -> NDArray[np.bool_]:
         """Crop mask of where the lesion may lie besides its organ: a glioma stays in the dural

@@ -37,6 +37,37 @@ def test_demo_glioma_is_in_left_frontal_lobe(demo_study: Study) -> None:
     assert y > -25  # anterior to the central sulcus (approximate frontal boundary)
 
 
+def test_demo_glioma_pushes_the_midline_away_and_leaves_the_skull(demo_study: Study) -> None:
+    tp = demo_study.timepoints[-1]
+    box, geometry = demo_study.box, demo_study.geometry
+    x0 = int(np.round(geometry.world_to_voxel(np.zeros(3))[0])) - box.start[0]  # MNI grid: x = 0
+    # pull-back, world x: < 0 where the tissue now on the midline came from the tumour's (left) side
+    assert tp.displacement_mm[0][x0].min() < -0.5
+    assert tp.displacement_mm[0][x0].max() <= 0.05
+    tissues = demo_input("glioma").brain_tissues
+    assert tissues is not None
+    outside = sum(np.asarray(tissues[t])[box.slices] for t in ("csf", "gm", "wm")) < 0.01
+    assert not np.any(tp.displacement_mm[:, outside])  # skull, scalp and air do not move
+
+
+def test_no_mass_effect_moves_nothing() -> None:
+    demo = demo_input("glioma")
+    scans = {c: demo.scans[c] for c in ("t1",)}
+    study = longisynth.generate(
+        scans, "high-grade glioma in the left frontal lobe, 40 mm, no mass effect, 2 timepoints over 60 days",
+        seed=2, brain_tissues=demo.brain_tissues,
+    )  # fmt: skip
+    assert all(c.passed for c in study.checks if c.hard)
+    for tp in study.timepoints:
+        assert not np.any(tp.displacement_mm)
+    pushed = longisynth.generate(
+        scans, "high-grade glioma in the left frontal lobe, 40 mm, 2 timepoints over 60 days",
+        seed=2, brain_tissues=demo.brain_tissues,
+    )  # fmt: skip
+    assert np.any(pushed.timepoints[-1].displacement_mm)
+    assert np.array_equal(pushed.timepoints[-1].mask, study.timepoints[-1].mask)  # growth unchanged
+
+
 def test_demo_glioma_appearance_by_contrast(demo_study: Study) -> None:
     tp = demo_study.timepoints[-1]
     stats = {}
