@@ -10,9 +10,9 @@ table gives the median over brains of each bin's median. Prints numbers only.
 
 Real oedema fades in over ≈ 5 mm (T2 0.2 → 1.4 brain z from the border to 4–6 mm deep); ours is
 flat to its edge, which is what the T2 edge features of ``evaluate realism`` pick up. Rendering a
-5 mm ramp was tried (2026-12-07) and fixed the edge features, but our oedema is a thinner shell
-than BraTS oedema, so its low tail fell below the real one and the overall AUC rose: the margin
-needs thicker (vasogenic) oedema first. See benchmarks/RESULTS.md.
+5 mm ramp was tried (2026-12-07, three variants) and fixed the edge features, but our oedema lies
+closer to the core than BraTS oedema, so its low tail fell below the real one and the overall AUC
+rose: the margin needs thicker (vasogenic) oedema first. See benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
