@@ -1,6 +1,10 @@
-"""Mass effect: a smooth, invertible, compactly supported radial displacement of the tissue.
+"""Mass effect: how the host tissue moves around a lesion, as pull-back displacement fields.
 
-Tissue at distance ``r`` (mm) from the lesion centre moves to ``f(r) = r + s(r)`` with
+Two models: a compactly supported radial push (lung nodules, below) and, for a brain, a flow of the
+tumour's added volume into the CSF (:class:`BrainFlow`, in its own section further down). Both are
+invertible with a positive Jacobian, and both are exactly 0 where nothing moves.
+
+**Radial push.** Tissue at distance ``r`` (mm) from the lesion centre moves to ``f(r) = r + s(r)`` with
 
     s(r) = A · r · (1 − (r/R)²)³   for r < R,   0 beyond,
 
