@@ -26,6 +26,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from longisynth.geometry import block_mean
+
 MAX_AMPLITUDE = 1.2  # < 1/0.653 ≈ 1.53, leaving a margin: min f'(r) = 1 − 0.653·1.2 ≈ 0.22
 
 
@@ -253,18 +255,6 @@ def _smoothstep(x: NDArray[np.float32]) -> NDArray[np.float32]:
     return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
 
 
-def _block_mean(
-    arr: NDArray[np.floating] | NDArray[np.bool_], factors: tuple[int, ...]
-) -> NDArray[np.float32]:
-    """Mean over blocks of ``factors`` voxels (the last block padded with edge values)."""
-    pad = [(0, (-n) % f) for n, f in zip(arr.shape, factors, strict=True)]
-    a = np.pad(np.asarray(arr, dtype=np.float32), pad, mode="edge")
-    shape: list[int] = []
-    for n, f in zip(a.shape, factors, strict=True):
-        shape += [n // f, f]
-    return a.reshape(shape).mean(axis=(1, 3, 5), dtype=np.float32)
-
-
 def _linear_upsample(
     coarse: NDArray[np.float32], factors: tuple[int, ...], shape: tuple[int, ...]
 ) -> NDArray[np.float32]:
@@ -348,8 +338,8 @@ class BrainFlow:
         """From the crop's brain mask and CSF fraction (fine grid) and the tumour centre (crop voxels)."""
         factors = tuple(max(1, round(BRAIN_GRID_MM / s)) for s in spacing_mm)
         h = tuple(float(f * s) for f, s in zip(factors, spacing_mm, strict=True))
-        inside = _block_mean(brain, factors)
-        csf_c = _block_mean(np.where(brain, csf, 0.0), factors)
+        inside = block_mean(brain, factors)
+        csf_c = block_mean(np.where(brain, csf, 0.0), factors)
         # The brain with what it encloses (falx, vessels) closed in: all of it moves together.
         core = inside > 0.5
         closed = ndimage.binary_fill_holes(ndimage.binary_closing(core, iterations=2) | core)
@@ -400,7 +390,7 @@ class BrainFlow:
         evenly over ``tumour`` (fine crop mask); exactly 0 outside the brain and where it is tiny."""
         shape = self.shape
         out = np.zeros((3, *shape), dtype=np.float32)
-        source = _block_mean(tumour, self.factors)
+        source = block_mean(tumour, self.factors)
         if added_mm3 <= 0 or source.sum() <= 0 or (self.capacity.sum() <= 0 and self.tissue.sum() <= 0):
             return out
         added = added_mm3 / float(np.prod(self.h_mm))  # in cell volumes

@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from longisynth.errors import InvalidInputError, LesionDoesNotFitError
-from longisynth.geometry import Box, Geometry
+from longisynth.geometry import Box, Geometry, block_mean
 from longisynth.spec import TOTALSEG_LOBE_LABELS, Depth, Level, LungLobe, Side
 
 COARSE_MM = 2.8  # working voxel size, mm
@@ -103,7 +103,7 @@ def segment_lungs(
         if not lobes.any():
             raise InvalidInputError("label map has no lung lobe labels 10-14 (TotalSegmentator numbering)")
         return LungAnatomy(coarse_geom, lobes > 0, lobes, True)
-    v = _block_mean(hu, factors)
+    v = block_mean(hu, factors)
     side = _segment(v, coarse_geom)
     lungs = side > 0
     return LungAnatomy(coarse_geom, lungs, approximate_lobes(side, coarse_geom), False)
@@ -344,39 +344,6 @@ def _coarse_geometry(geometry: Geometry, factors: tuple[int, ...]) -> Geometry:
         scale[ax, 3] = (f - 1) / 2.0
     dims, k = geometry.shape, factors
     return Geometry(geometry.affine @ scale, (-(-dims[0] // k[0]), -(-dims[1] // k[1]), -(-dims[2] // k[2])))
-
-
-def _block_mean(hu: NDArray, factors: tuple[int, ...]) -> NDArray[np.float32]:
-    """Mean of each block of ``factors`` voxels (the last block along an axis may be smaller).
-
-    Works in chunks along the last axis so the float copy of a large scan is never made whole.
-    """
-    hu = np.asarray(hu)
-    step = factors[2] * max(1, 16 // factors[2])
-    return np.concatenate(
-        [_block_mean_chunk(hu[:, :, k : k + step], factors) for k in range(0, hu.shape[2], step)], axis=2
-    )
-
-
-def _block_mean_chunk(chunk: NDArray, factors: tuple[int, ...]) -> NDArray[np.float32]:
-    out: NDArray = chunk
-    counts = []
-    # Outermost axis in memory first: each sum then adds whole contiguous planes or rows (twice
-    # as fast as reduceat on a Fortran-ordered CT), the innermost last, on a quarter of the data.
-    for ax in sorted(range(3), key=lambda a: -abs(chunk.strides[a])):
-        f, n = factors[ax], out.shape[ax]
-        starts = np.arange(0, n, f)
-        counts.append((ax, np.diff(np.append(starts, n)).astype(np.float32)))
-        if f == 1:
-            out = out.astype(np.float32, copy=False)
-        elif n % f == 0:
-            split = (*out.shape[:ax], n // f, f, *out.shape[ax + 1 :])
-            out = out.reshape(split).sum(axis=ax + 1, dtype=np.float32)
-        else:
-            out = np.add.reduceat(out, starts, axis=ax, dtype=np.float32)
-    for ax, c in counts:
-        out /= c.reshape([-1 if a == ax else 1 for a in range(3)])
-    return np.asarray(out, dtype=np.float32)
 
 
 def _stride(labels: NDArray, factors: tuple[int, ...], shape: tuple[int, int, int]) -> NDArray:

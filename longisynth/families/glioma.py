@@ -140,23 +140,6 @@ def brain_statistics(
     return stats, noises
 
 
-def brain_mass_effect(
-    inputs: Inputs,
-    anatomy: BrainAnatomy,
-    site: Site,
-    masks: list[NDArray[np.uint8]],
-    added_volume_fraction: float,
-) -> list[NDArray[np.float32]]:
-    """Per timepoint, the pull-back displacement (crop, array axes, mm) of a brain pushed by the
-    tumour ``masks``: their whole-tumour volume (mm³) times ``added_volume_fraction`` is pressed
-    into the CSF (:class:`longisynth.deformation.BrainFlow`)."""
-    sl = site.box.slices
-    spacing = inputs.scans[anatomy_contrast(inputs.scans)].geometry.spacing_mm
-    flow = BrainFlow.of(anatomy.brain[sl], anatomy.csf[sl], site.center_vox, spacing)
-    voxel_mm3 = float(np.prod(spacing))
-    return [flow.field(m > 0, added_volume_fraction * float((m > 0).sum()) * voxel_mm3) for m in masks]
-
-
 class Glioma:
     """Low- and high-grade gliomas in brain MRI (any of T1, T1c, T2, FLAIR on one grid)."""
 
@@ -270,7 +253,16 @@ class Glioma:
     def mass_effect(
         self, inputs: Inputs, anatomy: GliomaAnatomy, site: Site, growth: Growth
     ) -> list[NDArray[np.float32]]:
-        return brain_mass_effect(inputs, anatomy, site, growth.masks, self.added_volume_fraction)
+        # the whole tumour's volume (mm³) times added_volume_fraction is pressed into the CSF
+        sl = site.box.slices
+        spacing = inputs.scans[anatomy_contrast(inputs.scans)].geometry.spacing_mm
+        flow = BrainFlow.of(anatomy.brain[sl], anatomy.csf[sl], site.center_vox, spacing)
+        voxel_mm3 = float(np.prod(spacing))
+        fields = []
+        for mask in growth.masks:
+            tumour = mask > 0
+            fields.append(flow.field(tumour, self.added_volume_fraction * float(tumour.sum()) * voxel_mm3))
+        return fields
 
     def renderer(self, inputs: Inputs, anatomy: GliomaAnatomy, box: Box) -> _GliomaRenderer:
         scans, spec = inputs.scans, inputs.spec

@@ -206,11 +206,11 @@ def test_block_means_equal_a_float64_reference(
 ) -> None:
     """Block means (the coarse grid of the lung segmentation) over whole and ragged last blocks,
     in either memory order, equal the plain float64 means to float32 rounding."""
-    from longisynth.anatomy.lung import _block_mean
+    from longisynth.geometry import block_mean
 
     rng = np.random.default_rng(0)
     hu = np.asarray(rng.integers(-1024, 1500, size=shape), dtype=np.int16, order=order)
-    got = _block_mean(hu, factors)
+    got = block_mean(hu, factors)
     ref = hu.astype(np.float64)
     for ax, f in enumerate(factors):
         starts = np.arange(0, ref.shape[ax], f)
