@@ -543,3 +543,122 @@ def _diameter_rate(history: list[tuple[float, float]], t: float) -> float:
     if len(near) < 2:
         return 0.0
     return float(np.polyfit(ts[near], ds[near], 1)[0])
+
+
+def grow_front(
+    initial: NDArray[np.float32],
+    wm: NDArray[np.float32],
+    gm: NDArray[np.float32],
+    spacing_mm: tuple[float, float, float],
+    rho_per_day: float,
+    d_white_mm2_per_day: float,
+    scales: list[float],
+    compartments: NDArray[np.int8] | None = None,
+    bridges: NDArray[np.bool_] | None = None,
+    reachable: frozenset[int] | None = None,
+) -> list[NDArray[np.bool_]]:
+    """Grow an existing tumour by the reaction–diffusion model; its whole tumour when its longest
+    diameter first reaches each of ``scales`` × its initial one.
+
+    The density starts at ``initial`` (the lesion's occupancy on the crop, 0–1: fully infiltrated
+    inside its mask) and follows the equation of :func:`simulate_glioma` with the same tissue maps,
+    white-matter preference, tract anisotropy and barriers (falx, tentorium, CSF), without its random
+    heterogeneity or dominant axis (an existing lesion brings its own shape). Its front therefore
+    runs out along white matter and stops at the ventricles and the falx. Time does not matter
+    here, only where the front goes: the caller's growth law sets the sizes.
+
+    Args:
+        initial: the lesion's occupancy on the crop (same shape as the tissue maps), 0–1.
+        wm, gm: tissue probabilities on the crop, 0–1.
+        spacing_mm: voxel size of the crop along each array axis, mm.
+        rho_per_day, d_white_mm2_per_day: ρ (1/day) and D in white matter (mm²/day); only
+            their ratio (the front's width) shapes the result.
+        scales: requested longest diameters as multiples of the initial one (≤ 1: the initial state).
+        compartments, bridges, reachable: as in :func:`simulate_glioma`.
+
+    Returns:
+        One crop mask per scale: density ≥ :data:`FLAIR_THRESHOLD` in reachable tissue, united with
+        the initial mask (occupancy ≥ 0.5). Masks of increasing scales nest.
+
+    Raises:
+        InvalidInputError: inconsistent arrays or parameters.
+        LesionDoesNotFitError: the front reaches the crop's edge or fills its brain region first.
+    """
+    wm = np.asarray(wm, dtype=np.float32)
+    gm = np.asarray(gm, dtype=np.float32)
+    if wm.ndim != 3 or wm.shape != gm.shape or np.shape(initial) != wm.shape:
+        raise InvalidInputError("initial, wm and gm must be 3D arrays of the same shape")
+    if rho_per_day <= 0 or d_white_mm2_per_day <= 0 or min(spacing_mm) <= 0:
+        raise InvalidInputError("rho, D_white and the voxel spacing must be positive")
+    spacing = np.asarray(spacing_mm, dtype=np.float64)
+    fine_shape = wm.shape
+    extent = np.asarray(fine_shape) * spacing
+    c_shape = tuple(
+        int(min(n, max(2, math.ceil(e / COARSE_MM)))) for n, e in zip(fine_shape, extent, strict=True)
+    )
+    h = extent / np.asarray(c_shape)
+    wm_c = _downsample(wm, c_shape)
+    gm_c = _downsample(gm, c_shape)
+    tissue = (wm_c + gm_c) >= TISSUE_MIN
+    fine_tissue = (wm + gm) >= TISSUE_MIN
+    comp_c = bridge_c = None
+    if compartments is not None:
+        comp_c = _nearest_resample(np.asarray(compartments, dtype=np.int8), c_shape)
+        if bridges is not None:
+            bridge_c = _nearest_resample(np.asarray(bridges, dtype=bool), c_shape)
+        if reachable is not None:
+            tissue &= np.isin(comp_c, sorted(reachable))
+            fine_tissue &= np.isin(compartments, sorted(reachable))
+    start = np.asarray(initial, dtype=np.float32) >= 0.5
+    c = np.where(tissue, np.clip(_downsample(np.asarray(initial, np.float32), c_shape), 0.0, 1.0), 0.0)
+    c = c.astype(np.float32)
+
+    d_map = np.where(tissue, d_white_mm2_per_day * (wm_c + GREY_TO_WHITE_D * gm_c), 0.0).astype(np.float32)
+    conductances = _face_conductances(d_map, h, comp_c, bridge_c, _tract_factors(wm_c, h))
+    total = np.zeros(c_shape, dtype=np.float32)
+    for ax, k in enumerate(conductances):
+        total += np.pad(k, [(1, 0) if a == ax else (0, 0) for a in range(3)])
+        total += np.pad(k, [(0, 1) if a == ax else (0, 0) for a in range(3)])
+    dt_max = min(0.9 / max(float(total.max()), 1e-12), MAX_DT_RHO / rho_per_day)
+    v_max = 2.0 * math.sqrt(float(d_map.max()) * rho_per_day)
+    check_days = FRONT_STEP_VOX * float(h.min()) / max(v_max, 1e-12)
+    n_sub = max(1, math.ceil(check_days / dt_max))
+    k_dt = [(k * np.float32(check_days / n_sub)).astype(np.float32) for k in conductances]
+    growth = np.float32(math.exp(rho_per_day * check_days / n_sub))
+
+    # Diameters are compared on the coarse grid, less the bias it has on the initial lesion
+    d0 = longest_diameter_mm(start, spacing_mm)
+    bias = longest_diameter_mm(c >= FLAIR_THRESHOLD, tuple(h)) - d0
+    targets = sorted({s for s in scales if s > 1.0})
+    found: dict[float, NDArray[np.float32]] = {}
+    region_size = int(np.count_nonzero(tissue))
+    v_grey = 2.0 * math.sqrt(GREY_TO_WHITE_D * d_white_mm2_per_day * rho_per_day)
+    t_max = 2.0 * d0 * (max(targets, default=1.0) - 1.0) / v_grey + 20.0 / rho_per_day
+    t, prev, d_prev = 0.0, c, d0
+    while len(found) < len(targets):
+        for _ in range(n_sub):
+            c = _diffuse(c, k_dt)
+            c = c * growth / (1.0 + c * (growth - 1.0))
+        t += check_days
+        visible = c >= FLAIR_THRESHOLD
+        d = longest_diameter_mm(visible, tuple(h)) - bias
+        for s in targets:
+            if s not in found and d >= s * d0:
+                w = np.float32(np.clip((s * d0 - d_prev) / max(d - d_prev, 1e-9), 0.0, 1.0))
+                found[s] = (prev * (1 - w) + c * w).astype(np.float32)
+        if len(found) == len(targets):
+            break
+        if _touches_border(visible) or int(visible.sum()) >= 0.98 * region_size or t > t_max:
+            raise LesionDoesNotFitError(
+                f"the glioma cannot grow to {max(targets):.2f}× its size here: its front reaches the "
+                "edge of the brain region around it first"
+            )
+        prev, d_prev = c, d
+    out: list[NDArray[np.bool_]] = []
+    for s in scales:
+        if s in found:
+            fine = _linear_resample(found[s], fine_shape)
+            out.append(((fine >= FLAIR_THRESHOLD) & fine_tissue) | start)
+        else:
+            out.append(start.copy())
+    return out

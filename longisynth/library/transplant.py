@@ -8,8 +8,11 @@ protocol (:class:`~longisynth.families.base.LesionFamily`), so the one driver ru
 * **growth**: the library lesion *is* the baseline (its reader's mask, resampled to the host grid);
   every other timepoint is the same lesion scaled about its centroid by d_t / d_0, the diameters
   of the growth law (a uniform scaling is a diffeomorphism: texture and mask contract toward the
-  centre when the law shrinks and expand along the same map when it grows). Masks of a growing
-  lesion are made to nest (each is united with the previous one), and all stay inside the organ;
+  centre when the law shrinks and expand along the same map when it grows). A growing glioma is
+  stretched per direction instead (:class:`Radial`): by how far the spec's reaction–diffusion
+  front, started from the real tumour's mask, runs in that direction (along white matter, not
+  across the falx or into the ventricles). Masks of a growing lesion are made to nest (each is
+  united with the previous one), and all stay inside the organ;
 * **appearance**: the patch's own intensities, harmonised to the host (CT: the lung-density part
   of the lesion is shifted by the difference between the host's and the source's lung HU, solid
   tissue is kept; MRI: source brain z-scores → host brain mean + z · sd per contrast), blended
@@ -49,6 +52,10 @@ FIT_GRID_MM = 3.0  # grid on which a library glioma's fit is computed, mm
 FIT_MIN_FRACTION = 0.5  # a glioma with less of itself in its compartment does not fit
 FIT_SLACK = 0.03  # centres this close to the best fit are equally good
 BLEND_MM = {"lung_nodule": 1.0, "glioma": 2.5}  # blend band outside the mask, mm
+# A library glioma grows along its reaction–diffusion front (Transplant._front_radials):
+RADIAL_SMOOTH_DEG = 15.0  # smoothing of the per-direction stretch on the sphere, degrees (sd)
+MAX_RADIAL = 2.5  # no direction stretches by more than this × the law's overall scale
+DIAMETER_TOLERANCE = 0.03  # a grown lesion further than 3 % from the law's diameter is rescaled once
 LUNG_AIR_HU = -400.0  # host lung parenchyma is below this (the CT tissue reference)
 SOLID_HU = 0.0  # lesion tissue at or above this keeps its HU when harmonised
 
@@ -81,6 +88,61 @@ def reach_mm(lesion: LibraryLesion) -> float:
     return float(np.linalg.norm(idx @ lesion.affine[:3, :3].T, axis=1).max())
 
 
+@dataclass(frozen=True)
+class Radial:
+    """A scale that depends on the direction from the lesion's centroid: the point at offset x
+    (crop array axes, mm) shows the unscaled lesion at x / factor(x / |x|). Each ray from the
+    centroid maps onto itself, linearly and increasingly, so for any positive, smooth factor the
+    map is invertible (a star-shaped, diffeomorphic scaling away from the centroid).
+
+    Attributes:
+        factor: the scale per direction on a latitude–longitude grid of :data:`N_THETA` ×
+            :data:`N_PHI` cells (polar angle from the first array axis, azimuth in the other two).
+    """
+
+    factor: NDArray[np.float64]
+
+    def at(self, offsets_mm: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The factor in the direction of each offset ((N, 3) mm → (N,), bilinear on the sphere)."""
+        i, j = _direction_index(offsets_mm)
+        wrapped = np.concatenate([self.factor[:, -1:], self.factor, self.factor[:, :1]], axis=1)
+        coords = np.stack([np.clip(i, 0.0, N_THETA - 1.0), j + 1.0])
+        return ndimage.map_coordinates(wrapped, coords, order=1, mode="nearest")
+
+
+N_THETA, N_PHI = 24, 48  # directions of a Radial: 7.5° cells
+RAY_STEP_MM = 0.5  # sampling step along each ray when measuring a mask's extent, mm
+
+
+def _direction_index(offsets_mm: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Fractional (polar, azimuth) cell indices of each offset's direction (cell centres at k + 0)."""
+    r = np.maximum(np.linalg.norm(offsets_mm, axis=1), 1e-9)
+    theta = np.arccos(np.clip(offsets_mm[:, 0] / r, -1.0, 1.0))
+    phi = np.mod(np.arctan2(offsets_mm[:, 2], offsets_mm[:, 1]), 2 * math.pi)
+    return theta / math.pi * N_THETA - 0.5, phi / (2 * math.pi) * N_PHI - 0.5
+
+
+def ray_extent(
+    mask: NDArray[np.bool_], center_vox: NDArray[np.float64], spacing_mm: tuple[float, ...]
+) -> NDArray[np.float64]:
+    """Per direction of the :class:`Radial` grid, the largest distance from ``center_vox`` (crop
+    voxels) along the ray at which ``mask`` is set, mm (0 where the ray meets no mask voxel)."""
+    theta = (np.arange(N_THETA) + 0.5) * math.pi / N_THETA
+    phi = (np.arange(N_PHI) + 0.5) * 2 * math.pi / N_PHI
+    tt, pp = np.meshgrid(theta, phi, indexing="ij")
+    dirs = np.stack([np.cos(tt), np.sin(tt) * np.cos(pp), np.sin(tt) * np.sin(pp)], -1).reshape(-1, 3)
+    spacing = np.asarray(spacing_mm, dtype=np.float64)
+    reach = float(np.linalg.norm(np.asarray(mask.shape) * spacing))
+    radii = np.arange(1, int(reach / RAY_STEP_MM) + 1) * RAY_STEP_MM
+    points = center_vox[None, None, :] + dirs[:, None, :] * radii[None, :, None] / spacing
+    inside = ndimage.map_coordinates(
+        mask.astype(np.uint8), points.reshape(-1, 3).T, order=0, mode="constant", cval=0
+    ).reshape(len(dirs), len(radii))
+    last = np.where(inside.any(axis=1), len(radii) - 1 - np.argmax(inside[:, ::-1], axis=1), -1)
+    extent = np.where(last >= 0, radii[np.maximum(last, 0)], 0.0)
+    return extent.reshape(N_THETA, N_PHI)
+
+
 def sample_lesion(
     lesion: LibraryLesion,
     crop: Geometry,
@@ -88,17 +150,21 @@ def sample_lesion(
     scale: float,
     contrasts: list[str] | None = None,
     margin_mm: float = 0.0,
+    radial: Radial | None = None,
 ) -> Sampled | None:
     """Resample the library lesion onto the crop, its centroid at ``center_vox`` (crop voxels),
-    scaled by ``scale`` about it (None when it falls outside the crop).
+    scaled by ``scale`` about it, and by ``radial`` per direction when given (None when it falls
+    outside the crop).
 
     Labels are interpolated per label (linear on the indicator; the whole lesion is where the
     interpolated mask is ≥ 0.5, its label the one with the largest indicator), images linearly.
     """
     src_center = lesion_centroid_vox(lesion)
     # crop voxel → patch voxel: p = A_src⁻¹ · A_crop · (x − c) / s + c_src (rotations and spacing only)
-    m = np.linalg.inv(lesion.affine[:3, :3]) @ crop.affine[:3, :3] / scale
-    inv = np.linalg.inv(m)
+    m0 = np.linalg.inv(lesion.affine[:3, :3]) @ crop.affine[:3, :3]
+    m = m0 / scale
+    widest = scale * (float(radial.factor.max()) if radial is not None else 1.0)
+    inv = np.linalg.inv(m0 / widest)
     corners = (
         np.array(np.meshgrid(*[[0.0, n - 1.0] for n in lesion.labels.shape], indexing="ij")).reshape(3, -1).T
     )
@@ -113,8 +179,14 @@ def sample_lesion(
         np.meshgrid(*[np.arange(a, b, dtype=np.float64) for a, b in zip(lo, hi, strict=True)], indexing="ij"),
         -1,
     )
-    src = ((grid - center_vox) @ m.T + src_center).reshape(-1, 3).T
     shape = tuple(int(b - a) for a, b in zip(lo, hi, strict=True))
+    if radial is None:
+        src = ((grid - center_vox) @ m.T + src_center).reshape(-1, 3).T
+        step = np.ones(1)
+    else:
+        offsets = (grid - center_vox).reshape(-1, 3)
+        step = 1.0 / radial.at(offsets * np.asarray(crop.spacing_mm))
+        src = ((offsets * step[:, None]) @ m.T + src_center).T
 
     def interp(a: NDArray[Any], cval: float) -> NDArray[np.float32]:
         out = ndimage.map_coordinates(a.astype(np.float32), src, order=1, cval=cval, prefilter=False)
@@ -126,7 +198,7 @@ def sample_lesion(
     # (at ±¼ voxel), so that volumes follow the law on coarse hosts instead of aliasing.
     occupancy = np.zeros(shape, dtype=np.float32)
     for offset in itertools.product((-0.25, 0.25), repeat=3):
-        at = src + (m @ np.asarray(offset))[:, None]
+        at = src + (m @ np.asarray(offset))[:, None] * step[None, :]
         occupancy += ndimage.map_coordinates(binary, at, order=1, cval=0.0, prefilter=False).reshape(shape)
     occupancy /= 8.0
     labels = np.zeros(shape, dtype=np.uint8)
@@ -227,6 +299,7 @@ class _State:
     scales: list[float]
     diameters_mm: list[float]
     sampled: list[Sampled | None]
+    radials: list[Radial | None]
 
 
 class Transplant:
@@ -241,6 +314,7 @@ class Transplant:
         self.lesion = lesion
         self.fixed_center = fixed_center_world
         self.mirrored = False  # set when a glioma is mirrored into the other hemisphere
+        self._warp_fallback: str | None = None  # why a glioma was scaled uniformly instead of by its front
         self._host_maps: dict[str, tuple[float, float]] = {}  # set by renderer(): patch → host units
         self.family = base.family
         self.size_convention = base.size_convention
@@ -343,12 +417,23 @@ class Transplant:
         scales = [d / d0 for d in diameters]
         growing = self.base.is_growing(spec)
         confined = site.allowed & self._compartment(inputs, anatomy, site)
+        radials: list[Radial | None] = [None] * len(scales)
+        if self.family == Family.GLIOMA and growing and max(scales) > 1.0 + 1e-6:
+            radials = self._front_radials(inputs, anatomy, site, geometry, scales, diameters)
         masks: list[NDArray[np.uint8]] = []
         occupancy: list[NDArray[np.float32]] = []
         sampled: list[Sampled | None] = []
         support = np.zeros(site.box.shape, dtype=bool)
-        for s in scales:
-            one = sample_lesion(self.lesion, geometry, site.center_vox, s, list(inputs.scans), self.blend_mm)
+        for s, radial in zip(scales, radials, strict=True):
+            one = sample_lesion(
+                self.lesion,
+                geometry,
+                site.center_vox,
+                1.0 if radial is not None else s,
+                list(inputs.scans),
+                self.blend_mm,
+                radial,
+            )
             sampled.append(one)
             mask = np.zeros(site.box.shape, dtype=np.uint8)
             occ = np.zeros(site.box.shape, dtype=np.float32)
@@ -369,7 +454,81 @@ class Transplant:
             np.any([m > 0 for m in masks], axis=0),
             iterations=max(1, math.ceil(self.blend_mm / min(geometry.spacing_mm))),
         )
-        return Growth(masks, support & band, occupancy=occupancy, state=_State(scales, diameters, sampled))
+        state = _State(scales, diameters, sampled, radials)
+        return Growth(masks, support & band, occupancy=occupancy, state=state)
+
+    def _front_radials(
+        self,
+        inputs: Inputs,
+        anatomy: Any,
+        site: Site,
+        geometry: Geometry,
+        scales: list[float],
+        diameters: list[float],
+    ) -> list[Radial | None]:
+        """Per timepoint, how far a library glioma grows in each direction: the reaction–diffusion
+        front of the spec (:func:`~longisynth.growth.glioma.grow_front`), started from the real
+        tumour's own mask, runs out along white matter and stops at the falx, the tentorium and
+        the ventricles; the lesion is then stretched per direction by the front's extent over its
+        own (:class:`Radial`, smoothed over ≈ :data:`RADIAL_SMOOTH_DEG`), so texture and mask move
+        together, and never beyond the influence zone. When the stretched lesion's longest diameter
+        is off the law's by more than :data:`DIAMETER_TOLERANCE`, the factor is rescaled once by
+        their ratio. None for timepoints at or below the library size (uniform contraction, as
+        before); all None, with the reason kept for the metadata, when the front leaves the crop.
+        """
+        from longisynth.families.glioma import _reachable, _seed_hemisphere
+        from longisynth.growth.glioma import grow_front
+        from longisynth.measure import longest_diameter_mm
+
+        spec = inputs.spec
+        assert spec.growth.proliferation_per_day and spec.growth.diffusion_mm2_per_day
+        sl = site.box.slices
+        base = sample_lesion(self.lesion, geometry, site.center_vox, 1.0, [])
+        if base is None:
+            return [None] * len(scales)
+        initial = np.zeros(site.box.shape, dtype=np.float32)
+        initial[base.box] = base.occupancy
+        compartment, _ = _seed_hemisphere(anatomy, site.placement.center_world)
+        crosses = bool(spec.location.crosses_midline)
+        try:
+            fronts = grow_front(
+                initial,
+                anatomy.wm[sl],
+                anatomy.gm[sl],
+                geometry.spacing_mm,
+                float(spec.growth.proliferation_per_day),
+                float(spec.growth.diffusion_mm2_per_day),
+                scales,
+                compartments=anatomy.parts.labels[sl],
+                bridges=anatomy.parts.callosum[sl] if crosses else None,
+                reachable=_reachable(compartment, crosses),
+            )
+        except LesionDoesNotFitError as err:  # the front leaves the crop: grow it uniformly instead
+            self._warp_fallback = str(err)
+            return [None] * len(scales)
+        center = site.center_vox  # the lesion's centroid: the centre of sample_lesion's scaling
+        own = np.maximum(ray_extent(initial >= 0.5, center, geometry.spacing_mm), min(geometry.spacing_mm))
+        # no direction may leave the influence zone (blend band and a voxel of margin kept inside)
+        room = (site.placement.influence_mm - self.blend_mm - max(geometry.spacing_mm)) / own
+        smooth = RADIAL_SMOOTH_DEG / (180.0 / N_THETA)
+        out: list[Radial | None] = []
+        floor = np.ones((N_THETA, N_PHI))
+        for s, d, front in zip(scales, diameters, fronts, strict=True):
+            if s <= 1.0 + 1e-6:
+                out.append(None)
+                continue
+            log_f = np.log(np.clip(ray_extent(front, center, geometry.spacing_mm) / own, 1.0, MAX_RADIAL * s))
+            wrapped = ndimage.gaussian_filter(np.pad(log_f, ((0, 0), (N_PHI, N_PHI)), mode="wrap"), smooth)
+            factor = np.minimum(np.maximum(np.exp(wrapped[:, N_PHI:-N_PHI]), floor), room)
+            # one secant step on the overall size: the longest diameter is the law's
+            one = sample_lesion(self.lesion, geometry, site.center_vox, 1.0, [], 0.0, Radial(factor))
+            if one is not None and (one.labels > 0).any():
+                got = longest_diameter_mm(one.labels > 0, geometry.spacing_mm)
+                if got > 0 and abs(got - d) > DIAMETER_TOLERANCE * d:
+                    factor = np.minimum(np.maximum(factor * (d / got), floor), room)
+            floor = factor  # nested: no direction shrinks at a later timepoint
+            out.append(Radial(factor))
+        return out
 
     def mass_effect(
         self, inputs: Inputs, anatomy: Any, site: Site, growth: Growth
@@ -436,6 +595,18 @@ class Transplant:
             "requested_diameters_mm": [round(d, 4) for d in state.diameters_mm],
             "blend_mm": self.blend_mm,
             "mirrored_left_right": self.mirrored,
+            "growth_warp": "reaction-diffusion front (stretch per direction)"
+            if any(r is not None for r in state.radials)
+            else "uniform scaling about the centroid"
+            + (
+                f" (the reaction-diffusion front could not be used: {self._warp_fallback})"
+                if self._warp_fallback
+                else ""
+            ),
+            "stretch_per_direction_range": [
+                [round(float(r.factor.min()), 3), round(float(r.factor.max()), 3)] if r is not None else None
+                for r in state.radials
+            ],
             "baseline_mask": f"given by the user (texture: {texture})"
             if self.fixed_center is not None
             else "the library lesion's",
@@ -454,11 +625,18 @@ class Transplant:
         return Findings(
             checks=checks,
             notes=[
-                "the baseline lesion is the user's mask with a rule-based texture rendered on this "
-                "scan; later timepoints scale it about its centroid by the growth law"
-                if rules
-                else "the lesion is a real lesion from a library (its texture and baseline mask are "
-                "the source's); later timepoints scale it about its centroid by the growth law"
+                (
+                    "the baseline lesion is the user's mask with a rule-based texture rendered on this scan"
+                    if rules
+                    else "the lesion is a real lesion from a library (its texture and baseline mask are "
+                    "the source's)"
+                )
+                + "; later timepoints scale it about its centroid by the growth law"
+                + (
+                    ", stretched per direction along its reaction-diffusion front"
+                    if any(r is not None for r in state.radials)
+                    else ""
+                )
             ],
             simulation=simulation,
         )

@@ -14,6 +14,7 @@ from longisynth.growth.glioma import (
     TISSUE_MIN,
     GliomaGrowth,
     _nearest_tissue_cell,
+    grow_front,
     longest_diameter_mm,
     simulate_glioma,
 )
@@ -257,3 +258,53 @@ def test_a_seed_whose_coarse_cell_is_csf_moves_to_the_next_tissue_cell() -> None
     assert got == (1, 2, 2)
     with pytest.raises(LesionDoesNotFitError, match="CSF"):
         _nearest_tissue_cell(np.zeros((5, 5, 5), dtype=bool), None, seed_c, (2, 2, 2), None, (4.4, 4.0, 4.0))
+
+
+def _slab_tissues(n: int = 60) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.int8]]:
+    """White matter for x < n/2, grey matter for x ≥ n/2; two compartments split at y = n/2 (a falx)."""
+    wm = np.zeros((n, n, n), dtype=np.float32)
+    wm[: n // 2] = 1.0
+    gm = (1.0 - wm).astype(np.float32)
+    compartments = np.ones((n, n, n), dtype=np.int8)
+    compartments[:, n // 2 :] = 2
+    return wm, gm, compartments
+
+
+def _ball(n: int, center: tuple[float, float, float], radius: float) -> NDArray[np.float32]:
+    g = np.indices((n, n, n)).astype(np.float64)
+    r = np.sqrt(sum((g[k] - center[k]) ** 2 for k in range(3)))
+    return (r <= radius).astype(np.float32)
+
+
+def test_grow_front_runs_along_white_matter_and_stops_at_the_falx() -> None:
+    """A ball on the white/grey boundary, against the falx: the grown masks nest, reach the requested
+    diameters, extend much further into white than into grey matter, and none crosses the falx."""
+    n = 60
+    wm, gm, compartments = _slab_tissues(n)
+    initial = _ball(n, (30.0, 24.0, 30.0), 5.0)
+    scales = [1.0, 1.6, 2.2]
+    masks = grow_front(
+        initial, wm, gm, SPACING, HGG_RHO, 0.05, scales, compartments=compartments, reachable=frozenset({1})
+    )
+    assert np.array_equal(masks[0], initial >= 0.5)
+    for a, b in itertools.pairwise(masks):
+        assert np.all(b[a])  # nested
+    d0 = longest_diameter_mm(masks[0], SPACING)
+    for s, m in zip(scales[1:], masks[1:], strict=True):
+        assert longest_diameter_mm(m, SPACING) == pytest.approx(s * d0, rel=0.12)
+    last = masks[-1]
+    assert not last[:, n // 2 :].any()  # the falx is a barrier
+    x0 = np.nonzero(masks[0].any(axis=(1, 2)))[0]
+    xs = np.nonzero(last.any(axis=(1, 2)))[0]
+    into_white, into_grey = int(x0.min() - xs.min()), int(xs.max() - x0.max())  # mm beyond the start
+    assert into_white >= 2 * max(into_grey, 1)
+
+
+def test_grow_front_refuses_what_cannot_grow() -> None:
+    n = 30
+    wm, gm, _ = _slab_tissues(n)
+    initial = _ball(n, (15.0, 15.0, 15.0), 6.0)
+    with pytest.raises(LesionDoesNotFitError, match="front reaches the edge"):
+        grow_front(initial, wm, gm, SPACING, HGG_RHO, 0.05, [4.0])
+    with pytest.raises(InvalidInputError):
+        grow_front(initial[:-1], wm, gm, SPACING, HGG_RHO, 0.05, [1.5])

@@ -304,6 +304,32 @@ def test_real_glioma_transplant_stays_in_its_hemisphere(shared_data: Path, tmp_p
     assert study.timepoints[0].lesion_volume_mm3 > 0.8 * entry.volume_mm3
     assert study.timepoints[1].lesion_volume_mm3 >= study.timepoints[0].lesion_volume_mm3
     assert set(np.unique(study.timepoints[0].mask)) == {0, 1, 2, 3}
+    # it grows along its reaction-diffusion front: by different amounts in different directions
+    transplant = study.extra["transplant"]
+    assert transplant["growth_warp"].startswith("reaction-diffusion")
+    low, high = transplant["stretch_per_direction_range"][1]
+    assert low >= 1.0 and high > 1.05 * low
+
+
+def test_radial_stretch_with_one_factor_is_a_uniform_scaling(ct_library: Path) -> None:
+    """A Radial whose factor is the same in every direction resamples a lesion exactly as the
+    uniform scale does; ray_extent measures a ball's radius in every direction."""
+    from longisynth.geometry import Geometry
+    from longisynth.library.transplant import N_PHI, N_THETA, Radial, ray_extent, sample_lesion
+
+    lesion = Library.open(ct_library).load(Library.open(ct_library).entries[-1])
+    crop = Geometry(np.diag([0.6, 0.6, 0.9, 1.0]), (60, 60, 40))
+    center = np.array([30.0, 29.5, 20.0])
+    plain = sample_lesion(lesion, crop, center, 1.7, ["ct"])
+    radial = sample_lesion(lesion, crop, center, 1.0, ["ct"], 0.0, Radial(np.full((N_THETA, N_PHI), 1.7)))
+    assert plain is not None and radial is not None and plain.box == radial.box
+    assert np.mean(plain.labels != radial.labels) < 1e-3
+    assert np.allclose(plain.occupancy, radial.occupancy, atol=1e-4)
+    assert np.allclose(plain.images["ct"], radial.images["ct"], atol=1e-2, equal_nan=True)
+    g = np.indices(crop.shape).astype(np.float64)
+    r = np.sqrt(sum(((g[k] - center[k]) * crop.spacing_mm[k]) ** 2 for k in range(3)))
+    extent = ray_extent(r <= 8.0, center, crop.spacing_mm)
+    assert extent.shape == (N_THETA, N_PHI) and np.all(np.abs(extent - 8.0) <= 0.6)
 
 
 def test_memorisation_descriptor_sees_a_copy_across_grids() -> None:
