@@ -13,6 +13,7 @@ scan is untouched.
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -187,6 +188,7 @@ def simulate(
     zone = ball_mask(box.shape, spacing, center_vox, placement.influence_mm)
     zone |= np.any([m > 0 for m in growth.masks], axis=0) | growth.support
     zone |= np.any([np.any(f != 0, axis=0) for f in fields], axis=0)  # where the mass effect moved tissue
+    changed_within_mm = _reach_from_lesion(growth.masks, zone, spacing)
     checks = common_checks(
         timepoints,
         scans,
@@ -213,10 +215,26 @@ def simulate(
             "noise_model": renderer.noise_model,
             "lesion_center_mm": [round(float(v), 3) for v in placement.center_world],
             "influence_radius_mm": round(placement.influence_mm, 3),
+            "changed_within_mm": changed_within_mm,
             **findings.simulation,
             "refiner": refine.status.to_dict(),
         },
     )
+
+
+def _reach_from_lesion(
+    masks: list[NDArray[np.uint8]], zone: NDArray[np.bool_], spacing_mm: tuple[float, float, float]
+) -> float:
+    """How far from the lesion the study may change voxels, mm: the largest distance from the part
+    of the lesion present at every timepoint to the zone (influence ball, masks, rendering support,
+    mass-effect field), rounded up to 0.1 mm. Whoever re-checks a bundle without its displacement
+    fields (``longisynth evaluate``) dilates each timepoint's mask by this much and finds every
+    voxel the study changed; 0 when no voxel is lesion at every timepoint."""
+    always = np.all([m > 0 for m in masks], axis=0)
+    if not always.any():
+        return 0.0
+    distance = ndimage.distance_transform_edt(~always, sampling=spacing_mm)
+    return math.ceil(10.0 * float(distance[zone].max())) / 10.0
 
 
 def mr_background_guards(scans: Mapping[str, Scan], box: Box) -> dict[str, BackgroundGuard]:

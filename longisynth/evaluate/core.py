@@ -192,7 +192,12 @@ def _evaluate(reader: BundleReader, path: Path, keep_slices: bool) -> BundleRepo
     )
     indices = reader.indices
     days = _days(meta, indices, path)
-    influence_mm = (meta.get("simulation") or {}).get("influence_radius_mm")
+    simulation = meta.get("simulation") or {}
+    # how far from the lesion the study changed voxels: the mass effect of a glioma reaches beyond
+    # the influence radius (older bundles have only the radius)
+    influence_mm = max(
+        float(simulation.get("influence_radius_mm") or 0.0), float(simulation.get("changed_within_mm") or 0.0)
+    )
     growing = law in GROWING_LAWS
     is_ct = family == "lung_nodule" or "ct" in reader.contrasts_of(indices[0])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -14,10 +15,10 @@ from tests.conftest import shared_file
 from tests.evaluate.test_phantom import run_cli
 
 
-def _demo_bundle(kind: str, path: Path) -> Path:
+def _demo_bundle(kind: str, path: Path, displacement: bool = True) -> Path:
     demo = demo_input(kind)
     study = longisynth.generate(demo.scans, demo.prompt, seed=3, brain_tissues=demo.brain_tissues)
-    return longisynth.write_bundle(study, path, preview=False)
+    return longisynth.write_bundle(study, path, preview=False, displacement=displacement)
 
 
 def test_lung_demo_bundle_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -45,6 +46,19 @@ def test_glioma_demo_bundle_passes(tmp_path: Path) -> None:
     assert set(final["stability"]) == {"t1", "t1c", "t2", "flair"}
     # oedema (label 2) is FLAIR-bright relative to the brain
     assert final["intensity"]["flair"]["2"]["z"] > 1.0
+
+
+def test_glioma_bundle_without_displacement_fields_passes(tmp_path: Path) -> None:
+    """Without its fields, the evaluation learns from the metadata how far from the lesion the study
+    changed voxels: the brain's mass effect reaches beyond the influence radius, and nothing
+    outside that reach changed between timepoints."""
+    path = _demo_bundle("glioma", tmp_path / "glioma.zip", displacement=False)
+    report = evaluate_bundle(path, keep_slices=False)
+    assert report.passed, report.hard_failures
+    with zipfile.ZipFile(path) as z:
+        simulation = json.loads(z.read("metadata.json"))["simulation"]
+    assert simulation["changed_within_mm"] > simulation["influence_radius_mm"]
+    assert all(row["zone"].startswith("mask dilated") for row in report.timepoints)
 
 
 def test_real_ct_bundle_passes(tmp_path: Path) -> None:
