@@ -51,6 +51,7 @@ FINE_SIGMA_MM = 1.0  # correlation length of its fine texture, mm
 TEXTURE_SHARE = 1.0
 # Oedema is infiltrated brain: a share of the host's own grey–white pattern stays visible in it.
 OEDEMA_HOST_SHARE = 0.4
+SKEW_RANGE = (0.5, 2.0)  # the texture's tail asymmetry is taken from the calibration within this
 
 
 @cache
@@ -79,11 +80,21 @@ class Target:
         median: median intensity.
         sd: standard deviation inside the region (texture + noise + the gradient to neighbours).
         fine_sd: standard deviation at the scale of a few voxels (the image minus its 2 mm blur).
+        skew: (p90 − median) / (median − p10): above 1 the bright tail is longer (T1c enhancement
+            1.65 on BraTS 2018), 1 for a symmetric spread.
     """
 
     median: float
     sd: float
     fine_sd: float
+    skew: float = 1.0
+
+    @property
+    def tail_gains(self) -> tuple[float, float]:
+        """Gains of the texture below and above the median (their mean is 1), for :attr:`skew`
+        clipped to :data:`SKEW_RANGE`."""
+        a = min(max(self.skew, SKEW_RANGE[0]), SKEW_RANGE[1])
+        return 2.0 / (1.0 + a), 2.0 * a / (1.0 + a)
 
 
 _HIGH_GRADE_REGIONS = {1: "core", 2: "oedema", 3: "enhancing"}
@@ -103,7 +114,12 @@ def glioma_targets(contrast: Contrast | str, grade: GliomaGrade | str) -> dict[i
     if GliomaGrade(grade) == GliomaGrade.HIGH:
         table = brats_calibration()["brats2018_high_grade"]["targets"][contrast.value]
         return {
-            lab: Target(table[r]["median"], table[r]["sd"], table[r]["fine_sd"])
+            lab: Target(
+                table[r]["median"],
+                table[r]["sd"],
+                table[r]["fine_sd"],
+                (table[r]["p90"] - table[r]["median"]) / max(table[r]["median"] - table[r]["p10"], 1e-6),
+            )
             for lab, r in _HIGH_GRADE_REGIONS.items()
         }
     if contrast in (Contrast.FLAIR, Contrast.T1C):
@@ -212,10 +228,13 @@ def render_glioma(
     texture = coarse_map * coarse + fine_map * fine
     # A few-centimetre region holds only a handful of independent 3 mm blobs: centre the texture
     # per region so that each keeps its calibrated median.
-    for label_value in targets:
+    for label_value, t in targets.items():
         region = lab == label_value
         if region.any():
             texture[region] -= np.float32(np.median(texture[region]))
+            # the region's own asymmetry: a longer bright (or dark) tail, same median
+            low, high = t.tail_gains
+            texture[region] *= np.where(texture[region] > 0, np.float32(high), np.float32(low))
     tumour = mean + std * (z_map + texture + keep * host_dev)
     # Background noise is weighted by (1 − w); the lesion's noise keeps the total variance at σ².
     noise_gain = np.sqrt(1.0 - (1.0 - w) ** 2)

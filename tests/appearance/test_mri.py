@@ -127,6 +127,19 @@ def test_tumour_is_as_heterogeneous_as_real_ones(
     assert sd == pytest.approx(_real(contrast, name)["sd"], rel=0.35)
 
 
+def test_enhancement_has_the_real_bright_tail(scene: dict[str, object]) -> None:
+    """Real T1c enhancement is right-skewed (BraTS 2018: p90 − median 2.05 vs median − p10 1.25
+    brain z); ours keeps that asymmetry (a symmetric texture gave a ratio near 1), and its median."""
+    growth: GliomaGrowth = scene["high"]  # type: ignore[assignment]
+    z = _z(scene, "t1c", _render(scene, "t1c"))[growth.labels[-1] == 3]
+    p10, median, p90 = np.percentile(z, [10, 50, 90])
+    real = _real("t1c", "enhancing")
+    assert (p90 - median) / (median - p10) > 1.3
+    assert (real["p90"] - real["median"]) / (real["median"] - real["p10"]) > 1.3
+    low, high = glioma_targets("t1c", "high")[3].tail_gains
+    assert low < 1.0 < high and (low + high) / 2 == pytest.approx(1.0)
+
+
 def test_calibration_json_matches_the_real_files() -> None:
     cal = brats_calibration()
     assert "Menze" in cal["reference"]
