@@ -128,13 +128,20 @@ def brain_statistics(
     scans: Mapping[str, Scan], anatomy: BrainAnatomy
 ) -> tuple[dict[str, tuple[float, float]], dict[str, NoiseModel]]:
     """Per contrast: the brain's intensity mean and sd (scanner units) and the noise measured in
-    deep white matter — what rendering into this brain needs."""
-    spacing = scans[anatomy_contrast(scans)].geometry.spacing_mm
+    deep white matter — what rendering into this brain needs.
+
+    The appearance targets are brain z-scores over the non-zero voxels of skull-stripped BraTS
+    images (``appearance/brats_calibration.json``), so a skull-stripped input is z-scored the same
+    way (its non-zero voxels, which hold the CSF and any tumour the segmented brain leaves out:
+    sd 5–8 % higher on BraTS 2018); an input with skull uses the segmented brain."""
+    name = anatomy_contrast(scans)
+    spacing = scans[name].geometry.spacing_mm
+    stripped = skull_stripped(scans[name].values(), anatomy.brain)
     wm_core = anatomy.wm > 0.9
     stats, noises = {}, {}
     for c, s in scans.items():
         vals = s.values()
-        inside = vals[anatomy.brain]
+        inside = vals[vals != 0] if stripped else vals[anatomy.brain]
         stats[c] = (float(inside.mean()), float(inside.std()))
         noises[c] = estimate_noise(vals, spacing, wm_core)
     return stats, noises

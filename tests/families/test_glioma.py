@@ -124,3 +124,29 @@ def test_chest_mr_has_no_brain() -> None:
     scan = read_scan(shared_file("totalseg_example_mr_sm.nii.gz"))
     with pytest.raises(LesionDoesNotFitError, match="brain"):
         longisynth.generate(scan, "high-grade glioma", contrast="t1")
+
+
+def test_brain_statistics_follow_the_calibration_convention() -> None:
+    """The appearance targets are z-scores over the non-zero voxels of skull-stripped BraTS images:
+    a skull-stripped brain is z-scored that way (not over the segmented brain, whose sd is 5-8 %
+    lower there); a head with its skull uses the segmented brain."""
+    from longisynth.anatomy.brain import brain_anatomy
+    from longisynth.families.glioma import brain_statistics
+
+    case = "Brats18_CBICA_ABM_1"
+    scans = {
+        c: read_scan(shared_file(f"brats2018/{case}/{case}_{n}.nii.gz"))
+        for c, n in (("t1", "t1"), ("t1c", "t1ce"))
+    }
+    anatomy = brain_anatomy(scans["t1"].values(), scans["t1"].geometry, "t1")
+    stats, _ = brain_statistics(scans, anatomy)
+    for c, scan in scans.items():
+        values = scan.values()
+        inside = values[values != 0]
+        assert stats[c] == pytest.approx((float(inside.mean()), float(inside.std())), rel=1e-6)
+        assert stats[c][1] > 1.03 * float(values[anatomy.brain].std())
+    demo = demo_input("glioma", size="small")
+    t1 = demo.scans["t1"]
+    head = brain_anatomy(t1.values(), t1.geometry, "t1", tissues=demo.brain_tissues)
+    stats, _ = brain_statistics({"t1": t1}, head)
+    assert stats["t1"][0] == pytest.approx(float(t1.values()[head.brain].mean()), rel=1e-6)
