@@ -297,6 +297,44 @@ def _nearest_tissue_cell(
     return best[1]
 
 
+def _coarse_grid(
+    wm: NDArray[np.float32], gm: NDArray[np.float32], spacing: NDArray[np.float64]
+) -> tuple[tuple[int, ...], NDArray[np.float64], NDArray[np.float32], NDArray[np.float32], NDArray[np.bool_]]:
+    """The simulation grid covering exactly the crop's extent (≈ :data:`COARSE_MM`): its shape,
+    spacing (mm), the tissue maps on it and where there is tissue."""
+    extent = np.asarray(wm.shape) * spacing
+    c_shape = tuple(
+        int(min(n, max(2, math.ceil(e / COARSE_MM)))) for n, e in zip(wm.shape, extent, strict=True)
+    )
+    h = extent / np.asarray(c_shape)
+    wm_c = _downsample(wm, c_shape)
+    gm_c = _downsample(gm, c_shape)
+    return c_shape, h, wm_c, gm_c, (wm_c + gm_c) >= TISSUE_MIN
+
+
+def _time_step(
+    conductances: list[NDArray[np.float32]],
+    shape: tuple[int, ...],
+    d_max: float,
+    rho_max: float,
+    h: NDArray[np.float64],
+) -> tuple[list[NDArray[np.float32]], float, int, float]:
+    """Explicit diffusion sub-steps: (conductance × dt per face, dt, sub-steps per check, days
+    between checks). dt obeys the maximum principle (a voxel's face conductances × dt ≤ 0.9) and
+    bounds ρ·dt (splitting error); checks come often enough that the front (speed 2√(Dρ), Fisher)
+    moves ≤ :data:`FRONT_STEP_VOX` coarse voxels between them."""
+    total = np.zeros(shape, dtype=np.float32)
+    for ax, k in enumerate(conductances):
+        total += np.pad(k, [(1, 0) if a == ax else (0, 0) for a in range(3)])
+        total += np.pad(k, [(0, 1) if a == ax else (0, 0) for a in range(3)])
+    dt_max = min(0.9 / max(float(total.max()), 1e-12), MAX_DT_RHO / rho_max)
+    v_max = 2.0 * math.sqrt(d_max * rho_max)
+    check_days = FRONT_STEP_VOX * float(h.min()) / max(v_max, 1e-12)
+    n_sub = max(1, math.ceil(check_days / dt_max))
+    dt = check_days / n_sub
+    return [(k * np.float32(dt)).astype(np.float32) for k in conductances], dt, n_sub, check_days
+
+
 def simulate_glioma(
     wm: NDArray[np.float32],
     gm: NDArray[np.float32],
@@ -356,14 +394,7 @@ def simulate_glioma(
     fine_shape = wm.shape
 
     # --- coarse simulation grid covering exactly the crop's extent
-    extent = np.asarray(fine_shape) * spacing
-    c_shape = tuple(
-        int(min(n, max(2, math.ceil(e / COARSE_MM)))) for n, e in zip(fine_shape, extent, strict=True)
-    )
-    h = extent / np.asarray(c_shape)
-    wm_c = _downsample(wm, c_shape)
-    gm_c = _downsample(gm, c_shape)
-    tissue = (wm_c + gm_c) >= TISSUE_MIN
+    c_shape, h, wm_c, gm_c, tissue = _coarse_grid(wm, gm, spacing)
     comp_c = bridge_c = None
     if compartments is not None:
         if np.shape(compartments) != fine_shape:
@@ -412,20 +443,9 @@ def simulate_glioma(
     rho_map = (rho_per_day * np.exp(LOG_SD_RHO * log_rho)).astype(np.float32)
     conductances = _face_conductances(d_map, h, comp_c, bridge_c, tract)
 
-    # dt: maximum principle for the explicit step (sum of a voxel's face conductances × dt ≤ 1, with a
-    # 10 % margin) and a bound on ρ·dt for the splitting error.
-    total = np.zeros(c_shape, dtype=np.float32)
-    for ax, k in enumerate(conductances):
-        total += np.pad(k, [(1, 0) if a == ax else (0, 0) for a in range(3)])
-        total += np.pad(k, [(0, 1) if a == ax else (0, 0) for a in range(3)])
-    rho_max = float(rho_map.max())
-    dt_max = min(0.9 / max(float(total.max()), 1e-12), MAX_DT_RHO / rho_max)
-    # Save states often enough that the front (speed 2√(Dρ), Fisher) moves ≤ 0.4 coarse voxels.
-    v_max = 2.0 * math.sqrt(float(d_map.max()) * rho_max)
-    check_days = FRONT_STEP_VOX * float(h.min()) / v_max
-    n_sub = max(1, math.ceil(check_days / dt_max))
-    dt = check_days / n_sub
-    k_dt = [(k * np.float32(dt)).astype(np.float32) for k in conductances]
+    k_dt, dt, n_sub, check_days = _time_step(
+        conductances, c_shape, float(d_map.max()), float(rho_map.max()), h
+    )
     growth = np.exp(rho_map * np.float32(dt)).astype(np.float32)
 
     # Time limit: slower than grey-matter front speed from the start, plus a generous lag.
@@ -590,16 +610,8 @@ def grow_front(
         raise InvalidInputError("initial, wm and gm must be 3D arrays of the same shape")
     if rho_per_day <= 0 or d_white_mm2_per_day <= 0 or min(spacing_mm) <= 0:
         raise InvalidInputError("rho, D_white and the voxel spacing must be positive")
-    spacing = np.asarray(spacing_mm, dtype=np.float64)
     fine_shape = wm.shape
-    extent = np.asarray(fine_shape) * spacing
-    c_shape = tuple(
-        int(min(n, max(2, math.ceil(e / COARSE_MM)))) for n, e in zip(fine_shape, extent, strict=True)
-    )
-    h = extent / np.asarray(c_shape)
-    wm_c = _downsample(wm, c_shape)
-    gm_c = _downsample(gm, c_shape)
-    tissue = (wm_c + gm_c) >= TISSUE_MIN
+    c_shape, h, wm_c, gm_c, tissue = _coarse_grid(wm, gm, np.asarray(spacing_mm, dtype=np.float64))
     fine_tissue = (wm + gm) >= TISSUE_MIN
     comp_c = bridge_c = None
     if compartments is not None:
@@ -615,16 +627,8 @@ def grow_front(
 
     d_map = np.where(tissue, d_white_mm2_per_day * (wm_c + GREY_TO_WHITE_D * gm_c), 0.0).astype(np.float32)
     conductances = _face_conductances(d_map, h, comp_c, bridge_c, _tract_factors(wm_c, h))
-    total = np.zeros(c_shape, dtype=np.float32)
-    for ax, k in enumerate(conductances):
-        total += np.pad(k, [(1, 0) if a == ax else (0, 0) for a in range(3)])
-        total += np.pad(k, [(0, 1) if a == ax else (0, 0) for a in range(3)])
-    dt_max = min(0.9 / max(float(total.max()), 1e-12), MAX_DT_RHO / rho_per_day)
-    v_max = 2.0 * math.sqrt(float(d_map.max()) * rho_per_day)
-    check_days = FRONT_STEP_VOX * float(h.min()) / max(v_max, 1e-12)
-    n_sub = max(1, math.ceil(check_days / dt_max))
-    k_dt = [(k * np.float32(check_days / n_sub)).astype(np.float32) for k in conductances]
-    growth = np.float32(math.exp(rho_per_day * check_days / n_sub))
+    k_dt, dt, n_sub, check_days = _time_step(conductances, c_shape, float(d_map.max()), rho_per_day, h)
+    growth = np.float32(math.exp(rho_per_day * dt))
 
     # Diameters are compared on the coarse grid, less the bias it has on the initial lesion
     d0 = longest_diameter_mm(start, spacing_mm)
