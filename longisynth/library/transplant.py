@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -417,24 +418,23 @@ class Transplant:
         scales = [d / d0 for d in diameters]
         growing = self.base.is_growing(spec)
         confined = site.allowed & self._compartment(inputs, anatomy, site)
+        contrasts = list(inputs.scans)
+
+        def sample(scale: float, radial: Radial | None = None) -> Sampled | None:
+            center = site.center_vox
+            return sample_lesion(self.lesion, geometry, center, scale, contrasts, self.blend_mm, radial)
+
         radials: list[Radial | None] = [None] * len(scales)
+        # timepoints the front's stretch already sampled (None: sample here)
+        sampled: list[Sampled | None] = [None] * len(scales)
         if self.family == Family.GLIOMA and growing and max(scales) > 1.0 + 1e-6:
-            radials = self._front_radials(inputs, anatomy, site, geometry, scales, diameters)
+            radials, sampled = self._front_radials(inputs, anatomy, site, geometry, scales, diameters, sample)
         masks: list[NDArray[np.uint8]] = []
         occupancy: list[NDArray[np.float32]] = []
-        sampled: list[Sampled | None] = []
         support = np.zeros(site.box.shape, dtype=bool)
-        for s, radial in zip(scales, radials, strict=True):
-            one = sample_lesion(
-                self.lesion,
-                geometry,
-                site.center_vox,
-                1.0 if radial is not None else s,
-                list(inputs.scans),
-                self.blend_mm,
-                radial,
-            )
-            sampled.append(one)
+        for i, (s, radial) in enumerate(zip(scales, radials, strict=True)):
+            one = sampled[i] if sampled[i] is not None else sample(1.0 if radial is not None else s, radial)
+            sampled[i] = one
             mask = np.zeros(site.box.shape, dtype=np.uint8)
             occ = np.zeros(site.box.shape, dtype=np.float32)
             if one is not None:
@@ -465,7 +465,8 @@ class Transplant:
         geometry: Geometry,
         scales: list[float],
         diameters: list[float],
-    ) -> list[Radial | None]:
+        sample: Callable[[float, Radial | None], Sampled | None],
+    ) -> tuple[list[Radial | None], list[Sampled | None]]:
         """Per timepoint, how far a library glioma grows in each direction: the reaction–diffusion
         front of the spec (:func:`~longisynth.growth.glioma.grow_front`), started from the real
         tumour's own mask, runs out along white matter and stops at the falx, the tentorium and
@@ -475,6 +476,8 @@ class Transplant:
         is off the law's by more than :data:`DIAMETER_TOLERANCE`, the factor is rescaled once by
         their ratio. None for timepoints at or below the library size (uniform contraction, as
         before); all None, with the reason kept for the metadata, when the front leaves the crop.
+        Also returns the timepoints it sampled on the way (``sample``: the lesion at a scale and
+        stretch, as :meth:`grow` renders it), so none is resampled.
         """
         from longisynth.families.glioma import _reachable, _seed_hemisphere
         from longisynth.growth.glioma import grow_front
@@ -483,9 +486,14 @@ class Transplant:
         spec = inputs.spec
         assert spec.growth.proliferation_per_day and spec.growth.diffusion_mm2_per_day
         sl = site.box.slices
-        base = sample_lesion(self.lesion, geometry, site.center_vox, 1.0, [])
+        none: list[Radial | None] = [None] * len(scales)
+        done: list[Sampled | None] = [None] * len(scales)
+        base = sample(1.0, None)
         if base is None:
-            return [None] * len(scales)
+            return none, done
+        for i, s in enumerate(scales):
+            if s == 1.0:  # the library lesion as it is (the baseline)
+                done[i] = base
         initial = np.zeros(site.box.shape, dtype=np.float32)
         initial[base.box] = base.occupancy
         compartment, _ = _seed_hemisphere(anatomy, site.placement.center_world)
@@ -505,7 +513,7 @@ class Transplant:
             )
         except LesionDoesNotFitError as err:  # the front leaves the crop: grow it uniformly instead
             self._warp_fallback = str(err)
-            return [None] * len(scales)
+            return none, done
         center = site.center_vox  # the lesion's centroid: the centre of sample_lesion's scaling
         own = np.maximum(ray_extent(initial >= 0.5, center, geometry.spacing_mm), min(geometry.spacing_mm))
         # no direction may leave the influence zone (blend band and a voxel of margin kept inside)
@@ -513,7 +521,7 @@ class Transplant:
         smooth = RADIAL_SMOOTH_DEG / (180.0 / N_THETA)
         out: list[Radial | None] = []
         floor = np.ones((N_THETA, N_PHI))
-        for s, d, front in zip(scales, diameters, fronts, strict=True):
+        for i, (s, d, front) in enumerate(zip(scales, diameters, fronts, strict=True)):
             if s <= 1.0 + 1e-6:
                 out.append(None)
                 continue
@@ -521,14 +529,16 @@ class Transplant:
             wrapped = ndimage.gaussian_filter(np.pad(log_f, ((0, 0), (N_PHI, N_PHI)), mode="wrap"), smooth)
             factor = np.minimum(np.maximum(np.exp(wrapped[:, N_PHI:-N_PHI]), floor), room)
             # one secant step on the overall size: the longest diameter is the law's
-            one = sample_lesion(self.lesion, geometry, site.center_vox, 1.0, [], 0.0, Radial(factor))
+            one = sample(1.0, Radial(factor))
+            done[i] = one
             if one is not None and (one.labels > 0).any():
                 got = longest_diameter_mm(one.labels > 0, geometry.spacing_mm)
                 if got > 0 and abs(got - d) > DIAMETER_TOLERANCE * d:
                     factor = np.minimum(np.maximum(factor * (d / got), floor), room)
+                    done[i] = None  # rescaled: sampled again by grow
             floor = factor  # nested: no direction shrinks at a later timepoint
             out.append(Radial(factor))
-        return out
+        return out, done
 
     def mass_effect(
         self, inputs: Inputs, anatomy: Any, site: Site, growth: Growth
