@@ -8,9 +8,9 @@ TotalSegmentator chest crop, 1.5 mm; the abdomen CT with lung bases, 3 mm; the L
 slab, 0.68 × 0.68 × 1.25 mm), and — because three real hosts are too few for host-grouped
 cross-validation — on :data:`PHANTOM_HOSTS` instances of the thorax phantom on LIDC-IDRI-like grids
 (0.7 mm in-plane, 1.25 or 2.5 mm slices). Types, shapes and sizes are drawn from a seeded
-generator to cover the range of the real LIDC-IDRI readings (mostly solid, mostly smooth,
-4–20 mm). Compare with ``--real ../shared/data/lidc_nodules``; the report's per-host table shows
-each host's own AUC.
+generator to cover the range of the real LIDC-IDRI readings (mostly solid, mostly smooth, baselines
+5–14 mm so that every timepoint lies in the real crops' size range). Compare with ``--real
+../shared/data/lidc_nodules``; the report's per-host table shows each host's own AUC.
 
 **Glioma.** One glioma per BraTS 2018 brain, grown in the hemisphere *opposite* the real tumour
 (the side is read from the real segmentation's centroid in world RAS+ mm) and sized like the real
@@ -57,6 +57,13 @@ PHANTOM_LOCATIONS = [
 NODULE_TYPES = (["solid"] * 12) + ["part-solid", "ground-glass"]
 SHAPES = (["smooth"] * 6) + (["lobulated"] * 3) + ["spiculated"]
 SIZE_MM = (4.0, 20.0)  # log-uniform final longest diameter: LIDC-IDRI 5th–95th percentile 4.3–19 mm
+# The VTT set draws the *baseline* clinical size instead, so that every timepoint it compares lies
+# in the real crops' size range: their equivalent diameters on the largest axial slice span
+# 4.9–20 mm (5th–95th percentile, median 7.6), and only 6 % are under 5 mm. Drawn as the final size
+# (SIZE_MM), 38 % of the compared timepoints were under 5 mm and size alone scored AUC 0.37.
+# Baselines 5–14 mm, grown ×1.2–1.4 in 12 months, give 4.2–16 mm on that measure.
+VTT_BASELINE_MM = (5.0, 14.0)
+VTT_MIN_BASELINE_MM = 4.0  # a host that cannot hold a baseline this large gets no study
 GLIOMA_MAX_MM = 80.0
 LGG_CASES = ("Brats18_TCIA10_628_1",)  # the lower-grade case of the shared set (little enhancement)
 
@@ -78,15 +85,27 @@ def lung_hosts(n_phantoms: int) -> Iterator[tuple[str, Any, list[str]]]:
 
 
 def grow_nodule_study(
-    scan: Any, kind: str, shape: str, size_mm: float, where: str, seed: int, **options: Any
+    scan: Any,
+    kind: str,
+    shape: str,
+    size_mm: float,
+    where: str,
+    seed: int,
+    at_baseline: bool = False,
+    min_mm: float = 0.0,
+    **options: Any,
 ) -> tuple[Any, str] | None:
-    """A nodule study of about ``size_mm`` that the host can hold: smaller when it does not fit
-    (thin slabs), larger when the scan's pixels cannot show it (coarse grids); None if neither."""
+    """A nodule study of about ``size_mm`` (the final size; the baseline's with ``at_baseline``)
+    that the host can hold: smaller when it does not fit (thin slabs), but not below ``min_mm``;
+    larger when the scan's pixels cannot show it (coarse grids); None if neither."""
     import longisynth
     from longisynth.errors import LesionDoesNotFitError
 
     for factor in (1.0, 0.6, 0.35, 1.7, 2.5):
-        text = f"{kind} {shape} nodule {size_mm * factor:.1f} mm in the {where}, scans at 0, 6 and 12 months"
+        if size_mm * factor < min_mm:
+            continue
+        size = f"{size_mm * factor:.1f} mm at baseline" if at_baseline else f"{size_mm * factor:.1f} mm"
+        text = f"{kind} {shape} nodule {size} in the {where}, scans at 0, 6 and 12 months"
         try:
             return longisynth.generate(scan, text, seed=seed, **options), text
         except LesionDoesNotFitError as err:
@@ -166,13 +185,16 @@ def lung_set(
         real_host = not host.startswith("phantom")
         n = n_per_real_host if real_host and n_per_real_host is not None else n_per_host
         for k in range(n):
-            size = float(np.exp(rng.uniform(*np.log(SIZE_MM))))
+            size = float(np.exp(rng.uniform(*np.log(VTT_BASELINE_MM))))
             kind, shape, where = rng.choice(NODULE_TYPES), rng.choice(SHAPES), rng.choice(locations)
             case_seed = int(rng.integers(0, 2**31 - 1))
             if lib is not None:
-                grown = library_nodule_study(scan, lib, str(kind), size * 0.8, str(where), case_seed)
+                grown = library_nodule_study(scan, lib, str(kind), size, str(where), case_seed)
             else:
-                grown = grow_nodule_study(scan, str(kind), str(shape), size, str(where), case_seed)
+                grown = grow_nodule_study(
+                    scan, str(kind), str(shape), size, str(where), case_seed,
+                    at_baseline=True, min_mm=VTT_MIN_BASELINE_MM,
+                )  # fmt: skip
             if grown is None:
                 continue
             study, text = grown
