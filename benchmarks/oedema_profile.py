@@ -10,14 +10,15 @@ table gives the median over brains of each bin's median. Prints numbers only.
 
 A second table gives the oedema's share of the whole tumour and its distance from the core.
 
-Real oedema fades in over ≈ 5 mm (T2 0.2 → 1.4 brain z from the border to 4–6 mm deep); ours is
-flat to its edge, which is what the T2 edge features of ``evaluate realism`` pick up. Rendering a
-5 mm ramp was tried (2026-12-07, three variants) and fixed the edge features, but our oedema lies
-closer to the core than BraTS oedema, so its low tail fell below the real one and the overall AUC
-rose: the margin needs thicker (vasogenic) oedema first. A vasogenic oedema (a path length from
-the core through white matter) was tried next and not kept either (same file, "Vasogenic oedema").
-The second table is the yardstick for the oedema's geometry: real 0.54 share, 5.7 mm median and
-12.3 mm 90th-percentile distance from the core; ours 0.54, 3.6 and 8.6 mm.
+Real oedema fades in over ≈ 5 mm (T2 0.2 → 1.4 brain z from the border to 4–6 mm deep). Ours
+was flat to its edge, which the T2 edge features of ``evaluate realism`` picked up. Since
+2026-12-08 it fades in by depth with its median held at the calibrated one (``appearance/mri.py``,
+``OEDEMA_FADE_MM``; benchmarks/RESULTS.md, "Oedema fades in from its border"): T2 0.36 → 1.96,
+FLAIR 0.93 → 2.90. Deep T2 overshoots (1.96 vs 1.36) because our oedema is thinner than BraTS
+oedema. A vasogenic oedema (a path length from the core through white matter) was tried for that
+and not kept (same file, "Vasogenic oedema"). The second table is the yardstick for the oedema's
+geometry: real 0.54 share, 5.7 mm median and 12.3 mm 90th-percentile distance from the core; ours
+0.57, 3.6 and 8.2 mm.
 """
 
 from __future__ import annotations

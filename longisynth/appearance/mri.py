@@ -10,8 +10,9 @@ BraTS 2015 cases (Menze et al., IEEE TMI 2015), T1 and T2 priors from docs/desig
 Inside its labels the tumour replaces the host tissue: target median + a coarse (4 mm) and a fine
 (1 mm) heterogeneity field whose amplitudes follow the measured within-region sd and its fine
 part, plus noise drawn from the scan's own :class:`NoiseModel`. Oedema is infiltrated brain: it
-keeps 40 % of the host's grey–white pattern. At the infiltrative edge (0.05 ≤ c < 0.16) the tumour
-is blended into the host by partial volume.
+keeps 40 % of the host's grey–white pattern, and it fades in from its border over ≈ 5 mm as real
+oedema does (its median stays the calibrated one). At the infiltrative edge (0.05 ≤ c < 0.16) the
+tumour is blended into the host by partial volume.
 """
 
 from __future__ import annotations
@@ -51,6 +52,12 @@ FINE_SIGMA_MM = 1.0  # correlation length of its fine texture, mm
 TEXTURE_SHARE = 1.0
 # Oedema is infiltrated brain: a share of the host's own grey–white pattern stays visible in it.
 OEDEMA_HOST_SHARE = 0.4
+# Real oedema fades in from its border (benchmarks/oedema_profile.py, 7 BraTS 2018 brains): the
+# share of the way from the brain outside to the oedema's plateau is ≈ 0.3 in the outermost 1 mm,
+# 0.45–0.5 at 1–2 mm, 0.7 at 2–4 mm and 1 from ≈ 5 mm, alike in all four contrasts. The oedema is
+# blended into the host by depth d inside the whole tumour: weight min(1, (d / OEDEMA_FADE_MM)^p).
+OEDEMA_FADE_MM = 5.0
+OEDEMA_FADE_POWER = 0.7
 SKEW_RANGE = (0.5, 2.0)  # the texture's tail asymmetry is taken from the calibration within this
 
 
@@ -187,6 +194,13 @@ def render_glioma(
     ramp = np.clip((conc - BLEND_MIN_C) / (FLAIR_THRESHOLD - BLEND_MIN_C), 0.0, 1.0)
     soft = ndimage.gaussian_filter((lab > 0).astype(np.float32), EDGE_SIGMA_MM / spacing, mode="nearest")
     w = np.where(lab > 0, 1.0, np.where(conc >= BLEND_MIN_C, np.maximum(ramp, soft), 0.0)).astype(np.float32)
+    # Oedema fades in from the border: its blend weight follows the depth inside the whole tumour
+    # (the zone outside the labels takes the border's weight).
+    depth = ndimage.distance_transform_edt(lab > 0, sampling=spacing)
+    depth = np.where(lab > 0, depth, float(spacing.min()))
+    fade = np.minimum(1.0, (depth / OEDEMA_FADE_MM) ** OEDEMA_FADE_POWER).astype(np.float32)
+    faded = (lab == 2) | ((lab == 0) & (w > 0))
+    w = np.where(faded, w * fade, w).astype(np.float32)
     texture_gen = texture_rng if texture_rng is not None else rng
     coarse = _unit_field(texture_gen, bg.shape, COARSE_SIGMA_MM / spacing)
     fine = _unit_field(texture_gen, bg.shape, FINE_SIGMA_MM / spacing)
@@ -205,11 +219,24 @@ def render_glioma(
     z_map = np.full(bg.shape, targets[2].median, dtype=np.float32)
     coarse_map = np.zeros(bg.shape, dtype=np.float32)
     fine_map = np.zeros(bg.shape, dtype=np.float32)
+    # The fade spreads the oedema between the host's level and its own: shift the oedema's level so
+    # that its median stays the calibrated one, and leave the spread the fade adds out of its
+    # texture budget.
+    in_oedema = lab == 2
+    oedema_shift, fade_sd = 0.0, 0.0
+    if in_oedema.any():
+        h, f, target = host_z[in_oedema], fade[in_oedema], targets[2].median
+        for _ in range(6):
+            level = h + f * (np.float32(target + oedema_shift) - h)
+            oedema_shift += (target - float(np.median(level))) / max(float(np.median(f)), 0.2)
+        h_med = float(np.median(h))
+        fade_sd = float(np.std(h_med + f * (target + oedema_shift - h_med)))
     for label_value, t in targets.items():
         region = lab == label_value if label_value != 2 else oedema
         budget = (TEXTURE_SHARE * t.sd) ** 2 - (OEDEMA_HOST_SHARE * host_sd) ** 2 * (label_value == 2)
+        budget -= fade_sd**2 * (label_value == 2)
         fine_sd = math.sqrt(max(t.fine_sd**2 - noise_z**2, 0.0))
-        z_map[region] = t.median
+        z_map[region] = t.median + oedema_shift * (label_value == 2)
         fine_map[region] = fine_sd
         coarse_map[region] = math.sqrt(max(budget - t.fine_sd**2, 0.0))
     pv = PARTIAL_VOLUME_SIGMA_MM / spacing
@@ -219,7 +246,8 @@ def render_glioma(
     for label_value, t in targets.items():
         region = lab == label_value
         if region.any():
-            z_map[region] += np.float32(t.median - float(np.median(z_map[region])))
+            level = t.median + oedema_shift * (label_value == 2)
+            z_map[region] += np.float32(level - float(np.median(z_map[region])))
     coarse_map = ndimage.gaussian_filter(coarse_map, pv, mode="nearest")
     fine_map = ndimage.gaussian_filter(fine_map, pv, mode="nearest")
     # Oedema keeps part of the host's own pattern (infiltrated brain); solid tumour replaces it.
