@@ -71,15 +71,15 @@ def _shape_stats(labels: NDArray[np.uint8], spacing: tuple[float, ...]) -> dict[
 
 def measure_case(folder: Path) -> dict[str, Any]:
     """Per-region intensity statistics (brain z) and shape statistics of one BraTS case."""
-    lab_img = nib.load(folder / "OTMultiClass.nii.gz")
+    lab_img = nib.Nifti1Image.from_filename(folder / "OTMultiClass.nii.gz")
     labels = np.asarray(lab_img.dataobj).astype(np.uint8)
-    brain = np.asarray(nib.load(folder / "brainmask.nii.gz").dataobj) > 0
+    brain = np.asarray(nib.Nifti1Image.from_filename(folder / "brainmask.nii.gz").dataobj) > 0
     spacing = tuple(float(s) for s in lab_img.header.get_zooms()[:3])
     out: dict[str, Any] = {"n_voxels": {}, "shape": _shape_stats(labels, spacing)}
     for lab, name in REGIONS_2015.items():
         out["n_voxels"][name] = int(np.sum(labels == lab))
     for contrast, fname in FILES.items():
-        z = np.asarray(nib.load(folder / fname).dataobj, dtype=np.float32)
+        z = np.asarray(nib.Nifti1Image.from_filename(folder / fname).dataobj, dtype=np.float32)
         per: dict[str, Any] = {"healthy_brain": _stats(z[brain & (labels == 0)])}
         for lab, name in REGIONS_2015.items():
             if np.any(labels == lab):
@@ -125,9 +125,10 @@ def measure_brats2018(folder: Path) -> dict[str, Any]:
     rows: dict[str, dict[str, list[list[float]]]] = {}
     cases = sorted(p for p in folder.iterdir() if p.is_dir() and p.name not in LGG_2018)
     for case in cases:
-        seg = np.asarray(nib.load(next(case.glob("*_seg.nii.gz"))).dataobj)
+        seg = np.asarray(nib.Nifti1Image.from_filename(next(case.glob("*_seg.nii.gz"))).dataobj)
         for contrast, theirs in (("t1", "t1"), ("t1c", "t1ce"), ("t2", "t2"), ("flair", "flair")):
-            x = np.asarray(nib.load(next(case.glob(f"*_{theirs}.nii.gz"))).dataobj, dtype=np.float64)
+            image = nib.Nifti1Image.from_filename(next(case.glob(f"*_{theirs}.nii.gz")))
+            x = np.asarray(image.dataobj, dtype=np.float64)
             brain = x != 0
             z = np.where(brain, (x - x[brain].mean()) / x[brain].std(), 0.0)
             fine = z - ndimage.gaussian_filter(z, 2.0)

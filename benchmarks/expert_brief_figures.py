@@ -267,7 +267,7 @@ def lung_cases() -> list[Case]:
     small = good.mask(0) > 0  # the baseline nodule (≈ 8 mm), about a big vessel's calibre
     offset = target - np.round(_centre(small)).astype(np.int64)
     pasted, moved = _paste(hu, good.image(0), small, offset)
-    box = geometry.box_around(target, 20.0)
+    box = geometry.box_around(target.astype(np.float64), 20.0)
     st = crop_structures(inputs, anatomy, box)
     bad_frac = host_vessel_fraction(moved[box.slices], st.vessel)
     box_g = good.box
@@ -468,7 +468,7 @@ def glioma_cases(spacing_mm: float = 1.0) -> list[Case]:
     from longisynth.families import glioma
 
     brain = skull_stripped_brain(spacing_mm)
-    run = dict(seed=1, brain_tissues=brain.tissues)
+    run: dict[str, Any] = dict(seed=1, brain_tissues=brain.tissues)
     good = longisynth.generate(brain.scans, GLIOMA_PROMPT, refine=False, **run)
     cases: list[Case] = []
     good_panel = _brain_panel(good, brain, "GOOD: high-grade glioma, FLAIR")

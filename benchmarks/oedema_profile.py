@@ -66,8 +66,9 @@ def brains(source: Path | None, contrast: str) -> list[list[float]]:
     rows = []
     if source is None:
         for case in sorted(p for p in (SHARED / "brats2018").iterdir() if p.is_dir()):
-            img = nib.load(case / f"{case.name}_{BRATS_NAMES[contrast]}.nii.gz")
-            labels = np.asarray(nib.load(case / f"{case.name}_seg.nii.gz").dataobj).astype(int)
+            img = nib.Nifti1Image.from_filename(case / f"{case.name}_{BRATS_NAMES[contrast]}.nii.gz")
+            seg = nib.Nifti1Image.from_filename(case / f"{case.name}_seg.nii.gz")
+            labels = np.asarray(seg.dataobj).astype(int)
             image = np.asarray(img.dataobj, dtype=np.float32)
             rows.append(profile(image, labels, img.header.get_zooms()[:3]))
         return rows
@@ -101,7 +102,7 @@ def shapes(source: Path | None) -> list[tuple[float, float, float]]:
     rows = []
     if source is None:
         for case in sorted(p for p in (SHARED / "brats2018").iterdir() if p.is_dir()):
-            seg = nib.load(case / f"{case.name}_seg.nii.gz")
+            seg = nib.Nifti1Image.from_filename(case / f"{case.name}_seg.nii.gz")
             rows.append(thickness(np.asarray(seg.dataobj).astype(int), seg.header.get_zooms()[:3]))
         return rows
     for bundle in sorted(source.glob("*.zip")):
